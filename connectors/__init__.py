@@ -1,0 +1,1 @@
+"""Built-in connectors, one package per peer; each registers through the `tongdao.connectors` entry points."""

@@ -1,0 +1,7 @@
+"""The REST API under /api/v1, plus health endpoints."""
+
+from hub.api.health import router as health_router
+from hub.api.operations import router as operations_router
+from hub.api.tickets import router as tickets_router
+
+__all__ = ["health_router", "operations_router", "tickets_router"]

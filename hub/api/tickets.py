@@ -1,0 +1,183 @@
+"""Tickets: read, reply on the customer's channel, add notes, move the lifecycle."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from hub.api.schemas import (
+    MessageAccepted,
+    NoteIn,
+    ReplyIn,
+    TicketOut,
+    TicketPage,
+    TicketSummary,
+    TransitionIn,
+)
+from hub.auth import STAFF, WRITERS, Principal, Role, require
+from hub.outbox import enqueue_message
+from hub.runtime import Hub
+from ticket_core import (
+    TRANSITIONS,
+    AuditEvent,
+    Customer,
+    CustomerIdentity,
+    IllegalTransition,
+    Status,
+    Ticket,
+    TicketNotFound,
+    TransitionRequest,
+    add_note,
+    add_outbound,
+    get_ticket,
+    latest_reply_address,
+    messages_of,
+    transition,
+)
+
+router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
+
+Staff = Annotated[Principal, Depends(require(*STAFF))]
+Writer = Annotated[Principal, Depends(require(*WRITERS))]
+
+
+def _hub(request: Request) -> Hub:
+    return request.app.state.hub
+
+
+async def _load(session: AsyncSession, number: str, *, for_update: bool = False) -> Ticket:
+    try:
+        return await get_ticket(session, number, for_update=for_update)
+    except TicketNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+async def _view(session: AsyncSession, hub: Hub, ticket: Ticket) -> TicketOut:
+    customer = await session.get(Customer, ticket.customer_id)
+    assert customer is not None
+    identities = (
+        await session.exec(
+            select(CustomerIdentity).where(CustomerIdentity.customer_id == customer.id)
+        )
+    ).all()
+    return TicketOut.of(
+        ticket,
+        customer,
+        [{"kind": i.kind, "value": i.masked, "verified": i.verified} for i in identities],
+        await messages_of(session, ticket),
+        sorted(s.value for s in TRANSITIONS[Status(ticket.status)]),
+        hub.clock.now(),
+    )
+
+
+@router.get("", response_model=TicketPage, summary="List tickets, newest first")
+async def list_tickets(
+    request: Request,
+    _: Staff,
+    status: Annotated[Status | None, Query()] = None,
+    channel: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> TicketPage:
+    query = select(Ticket)
+    if status is not None:
+        query = query.where(Ticket.status == status)
+    if channel is not None:
+        query = query.where(Ticket.channel == channel)
+    async with _hub(request).sessions() as session:
+        total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
+        rows = (
+            await session.exec(query.order_by(col(Ticket.id).desc()).limit(limit).offset(offset))
+        ).all()
+    items = [
+        TicketSummary(
+            number=t.number or "", kind=t.kind, priority=t.priority, status=t.status,
+            channel=t.channel, subject=t.subject, created_at=t.created_at,
+            resolution_due_at=t.resolution_due_at,
+        )
+        for t in rows
+    ]
+    return TicketPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/{number}", response_model=TicketOut, summary="One ticket with its messages and clocks")
+async def read_ticket(number: str, request: Request, _: Staff) -> TicketOut:
+    hub = _hub(request)
+    async with hub.sessions() as session:
+        return await _view(session, hub, await _load(session, number))
+
+
+@router.get("/{number}/audit", summary="The ticket's audit trail, oldest first")
+async def read_audit(number: str, request: Request, _: Staff) -> list[dict[str, object]]:
+    async with _hub(request).sessions() as session:
+        ticket = await _load(session, number)
+        events = (
+            await session.exec(
+                select(AuditEvent).where(AuditEvent.ticket_id == ticket.id).order_by(col(AuditEvent.id))
+            )
+        ).all()
+    return [e.model_dump(exclude={"ticket_id"}) for e in events]
+
+
+@router.post(
+    "/{number}/replies",
+    status_code=202,
+    response_model=MessageAccepted,
+    summary="Reply to the customer on the ticket's channel",
+    responses={409: {"description": "the ticket is closed"}},
+)
+async def reply(number: str, body: ReplyIn, request: Request, who: Writer) -> MessageAccepted:
+    hub = _hub(request)
+    now = hub.clock.now()
+    async with hub.sessions() as session, session.begin():
+        ticket = await _load(session, number, for_update=True)
+        if ticket.status == Status.closed:
+            raise HTTPException(409, f"ticket {number} is closed; a reply cannot be sent")
+        address = await latest_reply_address(session, ticket)
+        message = await add_outbound(
+            session, ticket, text=body.text, author=who.actor, purpose="reply",
+            reply_to=address, now=now,
+        )
+        enqueue_message(session, ticket, message, now)
+    hub.wake.set()
+    return MessageAccepted(message_id=message.id or 0, delivery_state=message.delivery_state)
+
+
+@router.post("/{number}/notes", status_code=201, response_model=MessageAccepted,
+             summary="Add an internal note; never sent to the customer")
+async def note(number: str, body: NoteIn, request: Request, who: Writer) -> MessageAccepted:
+    hub = _hub(request)
+    async with hub.sessions() as session, session.begin():
+        ticket = await _load(session, number, for_update=True)
+        message = await add_note(session, ticket, text=body.text, author=who.actor,
+                                 now=hub.clock.now())
+    return MessageAccepted(message_id=message.id or 0, delivery_state=None)
+
+
+@router.post(
+    "/{number}/transitions",
+    response_model=TicketOut,
+    summary="Move the ticket in its lifecycle",
+    responses={409: {"description": "the move is not allowed; `detail` names the rule"}},
+)
+async def move(number: str, body: TransitionIn, request: Request, who: Writer) -> TicketOut:
+    if body.approve_review and who.role not in (Role.supervisor, Role.admin):
+        raise HTTPException(403, "only a supervisor may approve an outcome under review")
+    hub = _hub(request)
+    async with hub.sessions() as session, session.begin():
+        ticket = await _load(session, number, for_update=True)
+        try:
+            await transition(
+                session,
+                ticket,
+                TransitionRequest(body.to, body.outcome, body.summary, body.approve_review),
+                actor=who.actor,
+                now=hub.clock.now(),
+            )
+        except IllegalTransition as exc:
+            raise HTTPException(409, str(exc)) from None
+        return await _view(session, hub, ticket)

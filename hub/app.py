@@ -1,0 +1,72 @@
+"""The FastAPI application: REST API, channel routes of every enabled connector, health."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from hub.api import health_router, operations_router, tickets_router
+from hub.runtime import Hub
+from hub.settings import Settings
+from ticket_core import Clock
+
+DESCRIPTION = """
+Tongdao takes customers' messages in from every channel, keeps one ticket per case,
+drives its lifecycle and clocks, and answers on the channel the customer used.
+
+* Channel routes live under `/channels/<name>` and are signed (Standard Webhooks).
+* The REST API under `/api/v1` takes `Authorization: Bearer <key>` (`tongdao keys create`).
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    hub: Hub | None = None,
+    run_workers: bool | None = None,
+) -> FastAPI:
+    """Build the app. ``hub`` may be given already built (tests); ``run_workers`` defaults to
+    ``settings.workers_in_process`` (on SQLite, ``serve`` runs the workers itself)."""
+    settings = settings or (hub.settings if hub else Settings())
+    hub = hub or Hub(settings, clock=clock)
+    workers = settings.workers_in_process if run_workers is None else run_workers
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await hub.open()
+        stop = asyncio.Event()
+        task = asyncio.create_task(hub.run_workers(stop)) if workers else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                await task
+            await hub.close()
+
+    app = FastAPI(
+        title="Tongdao",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+    app.include_router(health_router)
+    app.include_router(tickets_router)
+    app.include_router(operations_router)
+    for name, connector in hub.registry.items():
+        router = connector.router()
+        if router is not None:
+            app.include_router(router, prefix=f"/channels/{name}")
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

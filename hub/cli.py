@@ -1,0 +1,255 @@
+"""The ``tongdao`` command: serve, worker, migrate, keys, outbox, envelopes, connectors, demo."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlmodel import col, select
+
+from hub import logs
+from hub.settings import Settings
+
+app = typer.Typer(help="Tongdao, the omnichannel hub for bank customer service.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+keys_app = typer.Typer(help="API keys for the REST API.", no_args_is_help=True)
+outbox_app = typer.Typer(help="Outbound deliveries: list, replay.", no_args_is_help=True)
+envelopes_app = typer.Typer(help="Stored inbound envelopes.", no_args_is_help=True)
+connectors_app = typer.Typer(help="Installed connectors.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(outbox_app, name="outbox")
+app.add_typer(envelopes_app, name="envelopes")
+app.add_typer(connectors_app, name="connectors")
+
+console = Console()
+
+
+def _settings() -> Settings:
+    try:
+        settings = Settings()
+    except Exception as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    logs.configure(settings.log.level, settings.log.json_format)
+    return settings
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on")] = None,
+) -> None:
+    """Run the HTTP service (and, on SQLite, the workers in the same process)."""
+    import uvicorn
+
+    from hub.app import create_app
+
+    settings = _settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.server.host,
+        port=port if port is not None else settings.server.port,
+        log_level=settings.log.level.lower(),
+        access_log=False,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run the envelope pipeline and the outbox dispatcher (any number, on PostgreSQL)."""
+    from hub.runtime import Hub
+
+    settings = _settings()
+
+    async def main() -> None:
+        hub = await Hub(settings).open(migrate=False)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        console.print("worker started", style="green")
+        try:
+            await hub.run_workers(stop)
+        finally:
+            await hub.close()
+
+    asyncio.run(main())
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    from hub.store import create_engine, current_revision, upgrade
+
+    settings = _settings()
+
+    async def main() -> str | None:
+        engine = create_engine(settings.database)
+        try:
+            await upgrade(engine)
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    console.print(f"schema at revision {asyncio.run(main())}")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="who or what uses the key")],
+    role: Annotated[str, typer.Option(help="admin, agent, supervisor, auditor or integrator")],
+) -> None:
+    """Create an API key; the key is printed once, as the last line."""
+    from hub.auth import Role, create_key
+    from hub.store import create_engine, is_up_to_date, session_factory
+    from ticket_core import SystemClock
+
+    try:
+        chosen = Role(role)
+    except ValueError:
+        console.print(f"[red]unknown role {role!r}[/red]; one of: {', '.join(r.value for r in Role)}")
+        raise typer.Exit(2) from None
+    settings = _settings()
+
+    async def main() -> str:
+        engine = create_engine(settings.database)
+        try:
+            if not await is_up_to_date(engine):
+                console.print("[red]the database is not migrated: run `tongdao migrate`[/red]")
+                raise typer.Exit(1)
+            async with session_factory(engine)() as session, session.begin():
+                return await create_key(session, name, chosen, SystemClock().now())
+        finally:
+            await engine.dispose()
+
+    key = asyncio.run(main())
+    console.print(f"created {chosen.value} key for {name!r}; it is shown only now:")
+    print(key)
+
+
+def _with_sessions(fn):  # type: ignore[no-untyped-def]
+    from hub.store import create_engine, session_factory
+
+    settings = _settings()
+
+    async def main():  # type: ignore[no-untyped-def]
+        engine = create_engine(settings.database)
+        try:
+            return await fn(session_factory(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+@outbox_app.command("list")
+def outbox_list(
+    status: Annotated[str | None, typer.Option(help="pending, delivered or dead")] = None,
+    limit: int = 50,
+) -> None:
+    """Show outbound deliveries, newest first."""
+    from hub.store import OutboxRow
+
+    async def fetch(sessions):  # type: ignore[no-untyped-def]
+        query = select(OutboxRow).order_by(col(OutboxRow.id).desc()).limit(limit)
+        if status:
+            query = query.where(OutboxRow.status == status)
+        async with sessions() as session:
+            return (await session.exec(query)).all()
+
+    table = Table("id", "target", "purpose", "status", "attempts", "next attempt", "last error")
+    for row in _with_sessions(fetch):
+        table.add_row(str(row.id), row.target, row.purpose, row.status, str(row.attempts),
+                      row.next_attempt_at.isoformat(timespec="seconds"), row.last_error or "")
+    console.print(table)
+
+
+@outbox_app.command("replay")
+def outbox_replay(
+    row_id: Annotated[int | None, typer.Argument(help="the row to send again")] = None,
+    dead: Annotated[bool, typer.Option("--dead", help="every dead-lettered row")] = False,
+) -> None:
+    """Send a delivery again with a fresh retry budget and the same idempotency key."""
+    from hub import outbox
+    from ticket_core import SystemClock
+
+    if (row_id is None) == (not dead):
+        console.print("[red]give a row id or --dead[/red]")
+        raise typer.Exit(2)
+
+    async def run(sessions):  # type: ignore[no-untyped-def]
+        now = SystemClock().now()
+        async with sessions() as session, session.begin():
+            if dead:
+                return await outbox.replay_dead(session, now)
+            return 1 if await outbox.replay(session, row_id, now) else 0
+
+    count = _with_sessions(run)
+    if count == 0 and not dead:
+        console.print(f"[red]no outbox row {row_id}[/red]")
+        raise typer.Exit(1)
+    console.print(f"{count} deliver{'y' if count == 1 else 'ies'} queued again")
+
+
+@envelopes_app.command("list")
+def envelopes_list(
+    status: Annotated[str | None, typer.Option(help="pending, processed or failed")] = None,
+    limit: int = 50,
+) -> None:
+    """Show stored inbound envelopes, newest first."""
+    from hub.store import Envelope
+
+    async def fetch(sessions):  # type: ignore[no-untyped-def]
+        query = select(Envelope).order_by(col(Envelope.id).desc()).limit(limit)
+        if status:
+            query = query.where(Envelope.status == status)
+        async with sessions() as session:
+            return (await session.exec(query)).all()
+
+    table = Table("id", "channel", "receipt", "status", "attempts", "ticket", "last error")
+    for row in _with_sessions(fetch):
+        table.add_row(str(row.id), row.channel, row.receipt, row.status, str(row.attempts),
+                      row.ticket_number or "", row.last_error or "")
+    console.print(table)
+
+
+@connectors_app.command("list")
+def connectors_list() -> None:
+    """Show installed connectors, whether they are enabled, and their SDK version."""
+    from hub.registry import discover
+
+    settings = _settings()
+    table = Table("name", "package", "version", "sdk", "enabled", "capabilities")
+    for name, found in sorted(discover().items()):
+        caps = found.cls.capabilities
+        table.add_row(
+            name, found.distribution or "?", found.version or "?", found.cls.sdk_version,
+            "yes" if name in settings.connectors else "no",
+            ", ".join(k for k, v in (("in", caps.inbound), ("out", caps.outbound),
+                                     ("attachments", caps.attachments)) if v),
+        )
+    console.print(table)
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="port for the hub")] = 8000,
+    messages: Annotated[int, typer.Option(help="demo messages to push")] = 3,
+) -> None:
+    """Run the hub on SQLite with the app channel and a stand-in app backend, and push a
+    little demo traffic through the real, signed app channel."""
+    from hub.demo import run_demo
+
+    asyncio.run(run_demo(port=port, messages=messages, console=console))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

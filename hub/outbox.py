@@ -1,0 +1,220 @@
+"""The durable outbound queue and its dispatcher.
+
+Rows are written in the same transaction as the change that causes them. The dispatcher
+claims due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; the single ``BEGIN IMMEDIATE``
+writer on SQLite) by stamping a lease and a claim token, sends them outside any transaction,
+then records the result only if its claim still holds. Delivery is at least once; every
+attempt carries the row's idempotency key so peers can drop repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import or_
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from hub.backoff import Backoff
+from hub.registry import Registry
+from hub.sdk import DeliveryResult, DeliveryStatus, OutboundMessage
+from hub.settings import OutboxSettings
+from hub.store import OutboxRow, OutboxStatus, SessionFactory
+from ticket_core import Clock, DeliveryState, Message, Ticket, mark_delivery
+
+log = structlog.get_logger(__name__)
+
+
+def channel_target(channel: str) -> str:
+    return f"channel:{channel}"
+
+
+def enqueue_message(session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> OutboxRow:
+    """Queue an outbound ticket message on the ticket's channel, inside the caller's transaction."""
+    assert message.id is not None and ticket.number is not None
+    row = OutboxRow(
+        idempotency_key=f"msg_{uuid.uuid4().hex}",
+        target=channel_target(message.channel),
+        purpose=message.purpose,
+        payload={
+            "channel": message.channel,
+            "ticket_number": ticket.number,
+            "recipient": dict(message.reply_to),
+            "text": message.text,
+            "created_at": now.isoformat(),
+        },
+        ticket_id=ticket.id,
+        message_id=message.id,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(row)
+    return row
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    row_id: int
+    token: str
+    attempts: int
+    target: str
+    message: OutboundMessage
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        registry: Registry,
+        clock: Clock,
+        settings: OutboxSettings,
+    ) -> None:
+        self._sessions = sessions
+        self._registry = registry
+        self._clock = clock
+        self._settings = settings
+        self.backoff = Backoff(settings.backoff_initial, settings.backoff_max)
+
+    async def dispatch_once(self, limit: int = 50) -> int:
+        """Claim and attempt up to ``limit`` due rows; returns how many were attempted."""
+        claims = await self._claim(limit)
+        if not claims:
+            return 0
+        semaphore = asyncio.Semaphore(self._settings.concurrency)
+
+        async def attempt(claim: _Claim) -> tuple[_Claim, DeliveryResult]:
+            async with semaphore:
+                return claim, await self._send(claim)
+
+        for claim, result in await asyncio.gather(*(attempt(c) for c in claims)):
+            await self._record(claim, result)
+        return len(claims)
+
+    async def _claim(self, limit: int) -> list[_Claim]:
+        now = self._clock.now()
+        token = uuid.uuid4().hex
+        lease = now + timedelta(seconds=self._settings.lease_seconds)
+        async with self._sessions() as session, session.begin():
+            query = (
+                select(OutboxRow)
+                .where(OutboxRow.status == OutboxStatus.pending)
+                .where(OutboxRow.next_attempt_at <= now)
+                .where(or_(OutboxRow.locked_until.is_(None), OutboxRow.locked_until < now))  # type: ignore[union-attr]
+                .order_by(OutboxRow.id)  # type: ignore[arg-type]
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            rows = list((await session.exec(query)).all())
+            claims = []
+            for row in rows:
+                row.locked_until = lease
+                row.claim_token = token
+                row.attempts += 1
+                session.add(row)
+                claims.append(
+                    _Claim(row.id, token, row.attempts, row.target, _outbound(row))  # type: ignore[arg-type]
+                )
+        return claims
+
+    async def _send(self, claim: _Claim) -> DeliveryResult:
+        kind, _, name = claim.target.partition(":")
+        connector = self._registry.get(name) if kind == "channel" else None
+        if connector is None:
+            return DeliveryResult.retry(f"no enabled connector for target {claim.target!r}")
+        try:
+            return await connector.send(claim.message)
+        except Exception as exc:  # a connector bug must not kill the dispatcher
+            log.exception("connector.send raised", target=claim.target)
+            return DeliveryResult.retry(f"connector raised {type(exc).__name__}: {exc}")
+
+    async def _record(self, claim: _Claim, result: DeliveryResult) -> None:
+        now = self._clock.now()
+        async with self._sessions() as session, session.begin():
+            row = (
+                await session.exec(
+                    select(OutboxRow).where(OutboxRow.id == claim.row_id).with_for_update()
+                )
+            ).one()
+            if row.claim_token != claim.token:
+                return  # the lease ran out and another dispatcher owns the row now
+            row.locked_until = None
+            row.claim_token = None
+            state: DeliveryState | None = None
+            if result.status == DeliveryStatus.delivered:
+                row.status = OutboxStatus.delivered
+                row.delivered_at = now
+                row.last_error = None
+                state = DeliveryState.delivered
+            elif (
+                result.status == DeliveryStatus.give_up
+                or row.attempts >= self._settings.max_attempts
+            ):
+                row.status = OutboxStatus.dead
+                row.last_error = _budget_note(result, row.attempts)
+                state = DeliveryState.failed
+            else:
+                row.last_error = result.reason
+                row.next_attempt_at = now + timedelta(
+                    seconds=self.backoff.delay(row.attempts, result.retry_after)
+                )
+            session.add(row)
+            if state is not None and row.message_id is not None:
+                await mark_delivery(session, row.message_id, state, row.last_error)
+        log.info(
+            "outbox.attempt",
+            row=claim.row_id,
+            target=claim.target,
+            attempt=claim.attempts,
+            result=result.status.value,
+            reason=result.reason or None,
+        )
+
+
+def _budget_note(result: DeliveryResult, attempts: int) -> str:
+    if result.status == DeliveryStatus.give_up:
+        return f"gave up: {result.reason}"
+    return f"retry budget spent after {attempts} attempts; last error: {result.reason}"
+
+
+def _outbound(row: OutboxRow) -> OutboundMessage:
+    payload: dict[str, Any] = row.payload
+    return OutboundMessage(
+        channel=payload["channel"],
+        idempotency_key=row.idempotency_key,
+        ticket_number=payload["ticket_number"],
+        recipient=payload.get("recipient", {}),
+        text=payload["text"],
+        purpose=row.purpose,
+        created_at=datetime.fromisoformat(payload["created_at"]),
+    )
+
+
+async def replay(session: AsyncSession, row_id: int, now: datetime) -> OutboxRow | None:
+    """Put a dead-lettered (or delivered) row back in the queue with a fresh retry budget.
+
+    The idempotency key stays the same, so a peer that already has it can drop the repeat.
+    """
+    row = await session.get(OutboxRow, row_id)
+    if row is None:
+        return None
+    row.status = OutboxStatus.pending
+    row.attempts = 0
+    row.next_attempt_at = now
+    row.locked_until = None
+    row.claim_token = None
+    session.add(row)
+    if row.message_id is not None:
+        await mark_delivery(session, row.message_id, DeliveryState.pending)
+    return row
+
+
+async def replay_dead(session: AsyncSession, now: datetime) -> int:
+    ids = (await session.exec(select(OutboxRow.id).where(OutboxRow.status == OutboxStatus.dead))).all()
+    for row_id in ids:
+        await replay(session, row_id, now)  # type: ignore[arg-type]
+    return len(ids)

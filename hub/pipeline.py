@@ -1,0 +1,148 @@
+"""Envelope → connector.parse → normalizer → ticket core, one transaction per batch.
+
+Each envelope is processed in its own savepoint, so one that fails is marked failed with its
+error and retried later while the rest of the batch goes through. The ticket message and the
+envelope's ``processed`` mark commit together: an envelope is never applied twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from hub import notices
+from hub.backoff import Backoff
+from hub.outbox import enqueue_message
+from hub.registry import Registry
+from hub.sdk import InboundEnvelope
+from hub.settings import Settings
+from hub.store import Envelope, EnvelopeStatus, SessionFactory
+from normalizer import normalize
+from ticket_core import (
+    Clock,
+    Status,
+    TransitionRequest,
+    add_outbound,
+    receive,
+    transition,
+)
+
+log = structlog.get_logger(__name__)
+
+
+class ConnectorMissing(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    ticket_number: str | None
+    message_id: int | None
+
+
+class Pipeline:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        registry: Registry,
+        clock: Clock,
+        settings: Settings,
+        identity_key: bytes,
+    ) -> None:
+        self._sessions = sessions
+        self._registry = registry
+        self._clock = clock
+        self._identity_key = identity_key
+        self._max_attempts = settings.worker.envelope_max_attempts
+        self._reopen_window = timedelta(days=settings.tickets.reopen_window_days)
+        self._backoff = Backoff(initial=1.0, maximum=600.0)
+
+    async def process_once(self, limit: int = 50) -> int:
+        """Claim and process up to ``limit`` due envelopes; returns how many were attempted."""
+        now = self._clock.now()
+        async with self._sessions() as session, session.begin():
+            query = (
+                select(Envelope)
+                .where(col(Envelope.status).in_([EnvelopeStatus.pending, EnvelopeStatus.failed]))
+                .where(Envelope.next_attempt_at <= now)
+                .where(Envelope.attempts < self._max_attempts)
+                .order_by(col(Envelope.id))
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            envelopes = list((await session.exec(query)).all())
+            for row in envelopes:
+                await self._process_one(session, row, now)
+        return len(envelopes)
+
+    async def _process_one(self, session: AsyncSession, row: Envelope, now: datetime) -> None:
+        row_id, attempts = row.id, row.attempts
+        try:
+            async with session.begin_nested():
+                done = await self._apply(session, row, now)
+                row.status = EnvelopeStatus.processed
+                row.processed_at = now
+                row.attempts = attempts + 1
+                row.last_error = None
+                row.ticket_number = done.ticket_number
+                row.message_id = done.message_id
+                session.add(row)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            delay = self._backoff.delay(attempts + 1)
+            await session.execute(
+                update(Envelope)
+                .where(col(Envelope.id) == row_id)
+                .values(
+                    status=EnvelopeStatus.failed,
+                    attempts=attempts + 1,
+                    last_error=error,
+                    next_attempt_at=now + timedelta(seconds=delay),
+                )
+            )
+            log.warning("envelope.failed", envelope=row_id, attempt=attempts + 1, error=error)
+
+    async def _apply(self, session: AsyncSession, row: Envelope, now: datetime) -> Processed:
+        connector = self._registry.get(row.channel)
+        if connector is None:
+            raise ConnectorMissing(f"no enabled connector for channel {row.channel!r}")
+        envelope = InboundEnvelope(
+            channel=row.channel,
+            external_id=row.external_id,
+            body=row.body,
+            content_type=row.content_type,
+            received_at=row.received_at,
+            headers=row.headers,
+            metadata=row.meta,
+        )
+        parsed = connector.parse(envelope)
+        if not parsed.opens_ticket:
+            return Processed(None, None)
+        incoming = normalize(envelope, parsed)
+        intake = await receive(
+            session,
+            incoming,
+            identity_key=self._identity_key,
+            now=now,
+            reopen_window=self._reopen_window,
+        )
+        ticket = intake.ticket
+        if intake.opened:
+            ack = await add_outbound(
+                session,
+                ticket,
+                text=notices.acknowledgement(ticket),
+                author="system",
+                purpose="acknowledgement",
+                reply_to=incoming.reply_to,
+                now=now,
+            )
+            enqueue_message(session, ticket, ack, now)
+            await transition(
+                session, ticket, TransitionRequest(Status.open), actor="system", now=now
+            )
+        return Processed(ticket.number, intake.message.id)

@@ -1,0 +1,120 @@
+"""Connector discovery through the ``tongdao.connectors`` entry points, config, lifecycle, health.
+
+Built-in connectors are found exactly like third-party ones: through their package's entry
+points. A connector is enabled when the configuration has a ``[connectors.<name>]`` table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+from pydantic import ValidationError
+
+from hub.sdk import ChannelConnector, ConnectorContext, Health, check_compatible
+
+ENTRY_POINT_GROUP = "tongdao.connectors"
+
+
+class ConnectorError(Exception):
+    """A connector that cannot be used as configured; the text names the connector and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Discovered:
+    name: str
+    cls: type[ChannelConnector[Any]]
+    distribution: str | None
+    version: str | None
+
+
+def discover() -> dict[str, Discovered]:
+    found: dict[str, Discovered] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found[ep.name] = _load(ep)
+    return found
+
+
+def _load(ep: EntryPoint) -> Discovered:
+    try:
+        cls = ep.load()
+    except Exception as exc:
+        raise ConnectorError(f"connector {ep.name!r} ({ep.value}) failed to import: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, ChannelConnector)):
+        raise ConnectorError(
+            f"connector {ep.name!r} ({ep.value}) is not a hub.sdk.ChannelConnector subclass"
+        )
+    dist = ep.dist
+    return Discovered(ep.name, cls, dist.name if dist else None, dist.version if dist else None)
+
+
+def build_config(name: str, cls: type[ChannelConnector[Any]], raw: dict[str, Any]) -> Any:
+    try:
+        return cls.Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"connectors.{name}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        raise ConnectorError(f"connector {name!r} is misconfigured: {problems}") from exc
+
+
+class Registry:
+    """The connectors enabled in this process, by name."""
+
+    def __init__(self, connectors: dict[str, ChannelConnector[Any]] | None = None) -> None:
+        self._connectors = dict(connectors or {})
+
+    @classmethod
+    def from_config(
+        cls,
+        configured: dict[str, dict[str, Any]],
+        context_for: Any,
+        available: dict[str, Discovered] | None = None,
+    ) -> Registry:
+        """Instantiate every configured connector; ``context_for(name)`` builds its context."""
+        available = discover() if available is None else available
+        connectors: dict[str, ChannelConnector[Any]] = {}
+        for name, raw in configured.items():
+            if name not in available:
+                known = ", ".join(sorted(available)) or "none"
+                raise ConnectorError(
+                    f"[connectors.{name}] is configured but no connector named {name!r} is "
+                    f"installed (installed: {known})"
+                )
+            found = available[name]
+            try:
+                check_compatible(name, found.cls.sdk_version)
+            except Exception as exc:
+                raise ConnectorError(str(exc)) from exc
+            config = build_config(name, found.cls, raw or {})
+            context: ConnectorContext = context_for(name)
+            connectors[name] = found.cls(config, context)
+        return cls(connectors)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._connectors
+
+    def get(self, name: str) -> ChannelConnector[Any] | None:
+        return self._connectors.get(name)
+
+    def items(self) -> list[tuple[str, ChannelConnector[Any]]]:
+        return sorted(self._connectors.items())
+
+    async def start(self) -> None:
+        for _, connector in self.items():
+            await connector.start()
+
+    async def stop(self) -> None:
+        for _, connector in self.items():
+            await connector.stop()
+
+    async def health(self) -> dict[str, Health]:
+        report: dict[str, Health] = {}
+        for name, connector in self.items():
+            try:
+                report[name] = await connector.health()
+            except Exception as exc:
+                report[name] = Health(ok=False, detail=f"health check raised {type(exc).__name__}")
+        return report

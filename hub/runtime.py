@@ -1,0 +1,128 @@
+"""One running hub: storage, connectors, the envelope store, the pipeline and the dispatcher.
+
+``serve`` and ``worker`` each build one; tests build one around a ``ManualClock``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import httpx
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.identity_key import load_identity_key
+from hub.ingest import EnvelopeStore
+from hub.outbox import Dispatcher
+from hub.pipeline import Pipeline
+from hub.registry import Discovered, Registry
+from hub.sdk import ConnectorContext
+from hub.settings import Settings
+from hub.store import SessionFactory, create_engine, is_up_to_date, session_factory, upgrade
+from ticket_core import Clock, SystemClock
+
+log = structlog.get_logger(__name__)
+
+
+class NotMigrated(Exception):
+    pass
+
+
+class Hub:
+    """Built in two steps: the constructor wires what needs no I/O (so the app can mount the
+    connectors' routes), ``open`` touches the database and starts the connectors."""
+
+    pipeline: Pipeline
+    dispatcher: Dispatcher
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        available: dict[str, Discovered] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.engine: AsyncEngine = create_engine(settings.database)
+        self.sessions: SessionFactory = session_factory(self.engine)
+        self.wake = asyncio.Event()
+        self.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.outbox.http_timeout),
+            headers={"user-agent": "tongdao/0.1"},
+            follow_redirects=False,
+        )
+        self.envelopes = EnvelopeStore(self.sessions, self.wake)
+
+        def context_for(name: str) -> ConnectorContext:
+            return ConnectorContext(name=name, ingest=self.envelopes, http=self.http, clock=self.clock)
+
+        self.registry = Registry.from_config(settings.connectors, context_for, available)
+        self._opened = False
+
+    async def open(self, *, migrate: bool | None = None) -> Hub:
+        """Migrate (by default only on SQLite) or check the schema, then start the connectors."""
+        if migrate if migrate is not None else self.settings.database.is_sqlite:
+            await upgrade(self.engine)
+        elif not await is_up_to_date(self.engine):
+            raise NotMigrated("the database schema is not up to date: run `tongdao migrate`")
+        identity_key = await load_identity_key(self.sessions, self.settings.security)
+        await self.registry.start()
+        self.pipeline = Pipeline(self.sessions, self.registry, self.clock, self.settings, identity_key)
+        self.dispatcher = Dispatcher(self.sessions, self.registry, self.clock, self.settings.outbox)
+        self._opened = True
+        return self
+
+    async def close(self) -> None:
+        if self._opened:
+            await self.registry.stop()
+        await self.http.aclose()
+        await self.engine.dispose()
+
+    async def work_once(self) -> int:
+        """One round of both workers; returns how many items were attempted."""
+        batch = self.settings.worker.batch_size
+        processed = await self.pipeline.process_once(batch)
+        sent = await self.dispatcher.dispatch_once(batch)
+        return processed + sent
+
+    async def run_workers(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set; sleep on the wake event when there is nothing to do."""
+        interval = self.settings.worker.poll_interval
+        while not stop.is_set():
+            try:
+                busy = await self.work_once()
+            except Exception:
+                log.exception("worker round failed; retrying")
+                busy = 0
+                await _wait_for(stop, interval * 4)
+                continue
+            if busy:
+                continue
+            self.wake.clear()
+            await _wait_any(stop, self.wake, interval)
+
+    async def database_ready(self) -> bool:
+        try:
+            return await is_up_to_date(self.engine)
+        except Exception:
+            return False
+
+
+async def _wait_for(event: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
+    waiters: list[asyncio.Task[Any]] = [
+        asyncio.ensure_future(stop.wait()),
+        asyncio.ensure_future(wake.wait()),
+    ]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

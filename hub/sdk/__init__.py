@@ -1,0 +1,56 @@
+"""The connector SDK: the only part of the hub a connector imports."""
+
+from hub.sdk.connector import (
+    Capabilities,
+    ChannelConnector,
+    Clock,
+    ConnectorConfig,
+    ConnectorContext,
+    Health,
+)
+from hub.sdk.delivery import (
+    DeliveryResult,
+    DeliveryStatus,
+    OutboundMessage,
+    classify_exception,
+    classify_response,
+    post_json,
+)
+from hub.sdk.envelope import InboundEnvelope, Ingest, IngestResult
+from hub.sdk.http import BodyTooLarge, error_response, read_limited_body, validation_errors
+from hub.sdk.message import Attachment, Identity, InboundMessage
+from hub.sdk.signing import SignatureError, generate_secret, sign, signed_headers, verify
+from hub.sdk.version import SDK_VERSION, IncompatibleConnector, check_compatible
+
+__all__ = [
+    "SDK_VERSION",
+    "Attachment",
+    "BodyTooLarge",
+    "Capabilities",
+    "ChannelConnector",
+    "Clock",
+    "ConnectorConfig",
+    "ConnectorContext",
+    "DeliveryResult",
+    "DeliveryStatus",
+    "Health",
+    "Identity",
+    "InboundEnvelope",
+    "InboundMessage",
+    "IncompatibleConnector",
+    "Ingest",
+    "IngestResult",
+    "OutboundMessage",
+    "SignatureError",
+    "check_compatible",
+    "classify_exception",
+    "classify_response",
+    "error_response",
+    "generate_secret",
+    "post_json",
+    "read_limited_body",
+    "sign",
+    "signed_headers",
+    "validation_errors",
+    "verify",
+]

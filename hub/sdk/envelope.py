@@ -1,0 +1,39 @@
+"""What a connector hands the hub: the raw inbound message, and what the hub answers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class InboundEnvelope:
+    """A message exactly as the peer sent it, with the id the peer will use again on retry.
+
+    ``external_id`` must be stable across the peer's retries (a webhook id, a WeChat MsgId,
+    a Message-ID): the hub stores one envelope per ``(channel, external_id)``.
+    """
+
+    channel: str
+    external_id: str
+    body: bytes
+    content_type: str
+    received_at: datetime
+    headers: Mapping[str, str] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """``created`` is false when the envelope was already stored: answer the peer the same way."""
+
+    receipt: str
+    created: bool
+
+
+class Ingest(Protocol):
+    async def accept(self, envelope: InboundEnvelope) -> IngestResult:
+        """Store the envelope durably; returns only after commit."""
+        ...

@@ -1,0 +1,28 @@
+"""Storage: engine and sessions, the hub's tables, and the migrations that own the schema."""
+
+from hub.store.engine import SessionFactory, create_engine, session_factory
+from hub.store.migrate import current_revision, head_revision, is_up_to_date, upgrade
+from hub.store.tables import (
+    ApiKey,
+    Envelope,
+    EnvelopeStatus,
+    HubSetting,
+    OutboxRow,
+    OutboxStatus,
+)
+
+__all__ = [
+    "ApiKey",
+    "Envelope",
+    "EnvelopeStatus",
+    "HubSetting",
+    "OutboxRow",
+    "OutboxStatus",
+    "SessionFactory",
+    "create_engine",
+    "current_revision",
+    "head_revision",
+    "is_up_to_date",
+    "session_factory",
+    "upgrade",
+]

@@ -1,0 +1,95 @@
+"""The hub's own tables: stored envelopes, the outbox, API keys and hub-wide settings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from ticket_core.models import UTCDateTime
+
+
+class EnvelopeStatus(StrEnum):
+    pending = "pending"
+    processed = "processed"
+    failed = "failed"
+
+
+class Envelope(SQLModel, table=True):
+    """An inbound message as the peer sent it. Acked only once this row is committed."""
+
+    __tablename__ = "envelope"
+    __table_args__ = (
+        sa.UniqueConstraint("channel", "external_id", name="uq_envelope_external"),
+        sa.Index("ix_envelope_due", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    receipt: str = Field(max_length=40, unique=True, index=True)
+    channel: str = Field(max_length=40)
+    external_id: str = Field(max_length=200)
+    content_type: str = Field(max_length=120)
+    body: bytes = Field(sa_type=sa.LargeBinary)
+    headers: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    meta: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    status: EnvelopeStatus = Field(default=EnvelopeStatus.pending, sa_type=sa.String(20))
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime)
+    last_error: str | None = None
+    processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ticket_number: str | None = Field(default=None, max_length=32)
+    message_id: int | None = None
+
+
+class OutboxStatus(StrEnum):
+    pending = "pending"
+    delivered = "delivered"
+    dead = "dead"
+
+
+class OutboxRow(SQLModel, table=True):
+    """One outbound effect, written in the transaction that caused it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (sa.Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=80, unique=True)
+    target: str = Field(max_length=80, description="'channel:<name>' for now")
+    purpose: str = Field(max_length=30)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    ticket_id: int | None = Field(default=None, index=True)
+    message_id: int | None = None
+    status: OutboxStatus = Field(default=OutboxStatus.pending, sa_type=sa.String(20))
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime)
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    claim_token: str | None = Field(default=None, max_length=40)
+    last_error: str | None = None
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120)
+    role: str = Field(max_length=20)
+    prefix: str = Field(max_length=16, unique=True, index=True)
+    secret_hash: str = Field(max_length=64)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class HubSetting(SQLModel, table=True):
+    """Values every process must share, such as the generated identity-hashing key."""
+
+    __tablename__ = "hub_setting"
+
+    name: str = Field(primary_key=True, max_length=60)
+    value: str

@@ -1,0 +1,45 @@
+"""What the core needs to know of an inbound message, whichever channel it came through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ticket_core.models import Kind, Priority
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityClaim:
+    """A way the sender is known; ``verified`` only when the channel authenticated it."""
+
+    kind: str
+    value: str
+    masked: str
+    verified: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingAttachment:
+    name: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    channel: str
+    external_id: str
+    received_at: datetime
+    text: str
+    kind: Kind
+    identities: tuple[IdentityClaim, ...]
+    priority: Priority = Priority.normal
+    category: str | None = None
+    subject: str = ""
+    display_name: str | None = None
+    phone_masked: str | None = None
+    ticket_reference: str | None = None
+    reply_to: dict[str, Any] = field(default_factory=dict)
+    attachments: tuple[IncomingAttachment, ...] = ()
+    classification: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,203 @@
+"""The ticket model: tickets, messages, customers and their identities, attachments, audit events.
+
+Tables are SQLModel classes so the same definitions serve SQLite and PostgreSQL; the schema
+itself is owned by the Alembic migrations in ``hub/store/migrations``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes on every backend; SQLite would otherwise hand back naive ones."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(**kw: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+def _json(default: Any) -> Any:
+    return Field(default_factory=default, sa_type=sa.JSON)
+
+
+class Kind(StrEnum):
+    consultation = "consultation"
+    complaint = "complaint"
+    suggestion = "suggestion"
+
+
+class Priority(StrEnum):
+    low = "low"
+    normal = "normal"
+    high = "high"
+    urgent = "urgent"
+
+
+class Status(StrEnum):
+    new = "new"
+    open = "open"
+    in_progress = "in_progress"
+    pending_customer = "pending_customer"
+    pending_internal = "pending_internal"
+    under_review = "under_review"
+    resolved = "resolved"
+    reopened = "reopened"
+    closed = "closed"
+
+
+class Outcome(StrEnum):
+    resolved = "resolved"
+    partially_resolved = "partially_resolved"
+    rejected = "rejected"
+    withdrawn = "withdrawn"
+
+
+class Direction(StrEnum):
+    inbound = "in"
+    outbound = "out"
+    note = "note"
+
+
+class DeliveryState(StrEnum):
+    pending = "pending"
+    delivered = "delivered"
+    failed = "failed"
+
+
+class Customer(SQLModel, table=True):
+    __tablename__ = "customer"
+
+    id: int | None = Field(default=None, primary_key=True)
+    display_name: str | None = Field(default=None, max_length=200)
+    phone_masked: str | None = Field(default=None, max_length=40)
+    crm_ref: str | None = Field(default=None, max_length=100)
+    tier: str | None = Field(default=None, max_length=40)
+    tags: list[str] = _json(list)
+    risk_level: str | None = Field(default=None, max_length=20)
+    created_at: datetime = _ts()
+
+
+class CustomerIdentity(SQLModel, table=True):
+    """One way of recognising a customer on a channel, kept only as a keyed hash and a mask."""
+
+    __tablename__ = "customer_identity"
+    __table_args__ = (
+        sa.Index(
+            "uq_identity_verified",
+            "kind",
+            "value_hash",
+            unique=True,
+            sqlite_where=sa.text("verified"),
+            postgresql_where=sa.text("verified"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    kind: str = Field(max_length=40)
+    value_hash: str = Field(max_length=64, index=True)
+    masked: str = Field(max_length=200)
+    verified: bool = False
+    created_at: datetime = _ts()
+
+
+class Ticket(SQLModel, table=True):
+    __tablename__ = "ticket"
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str | None = Field(default=None, max_length=32, unique=True, index=True)
+    kind: Kind = Field(sa_type=sa.String(20))
+    category: str | None = Field(default=None, max_length=80)
+    priority: Priority = Field(default=Priority.normal, sa_type=sa.String(20))
+    status: Status = Field(default=Status.new, sa_type=sa.String(20), index=True)
+    channel: str = Field(max_length=40)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    subject: str = Field(default="", max_length=200)
+    queue: str | None = Field(default=None, max_length=80)
+    assignee: str | None = Field(default=None, max_length=120)
+    is_regulator_transfer: bool = False
+    is_vulnerable: bool = False
+    is_suspected_fraud: bool = False
+    outcome: Outcome | None = Field(default=None, sa_type=sa.String(30))
+    outcome_summary: str | None = None
+    review_state: str | None = Field(default=None, max_length=20)
+    sla_policy: str | None = Field(default=None, max_length=60)
+    first_response_due_at: datetime | None = _ts(default=None)
+    resolution_due_at: datetime | None = _ts(default=None)
+    first_responded_at: datetime | None = _ts(default=None)
+    regulator_feedback_acknowledged_at: datetime | None = _ts(default=None)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    resolved_at: datetime | None = _ts(default=None)
+    closed_at: datetime | None = _ts(default=None)
+    audit_head: str = Field(default="", max_length=64)
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "message"
+    __table_args__ = (sa.UniqueConstraint("channel", "external_id", name="uq_message_external"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    direction: Direction = Field(sa_type=sa.String(8))
+    channel: str = Field(max_length=40)
+    external_id: str | None = Field(default=None, max_length=200)
+    purpose: str = Field(default="message", max_length=30)
+    author: str = Field(max_length=120)
+    text: str
+    attachments: list[dict[str, Any]] = _json(list)
+    reply_to: dict[str, Any] = _json(dict)
+    delivery_state: DeliveryState | None = Field(default=None, sa_type=sa.String(20))
+    delivery_error: str | None = None
+    created_at: datetime = _ts()
+
+
+class AttachmentBlob(SQLModel, table=True):
+    """Attachment bytes, stored once per content hash however many messages carry them."""
+
+    __tablename__ = "attachment_blob"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    size: int
+    content_type: str = Field(max_length=120)
+    data: bytes = Field(sa_type=sa.LargeBinary)
+    created_at: datetime = _ts()
+
+
+class AuditEvent(SQLModel, table=True):
+    """One change, chained to the ticket's previous event by hash so edits are detectable."""
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
+    actor: str = Field(max_length=120)
+    action: str = Field(max_length=60)
+    before: dict[str, Any] = _json(dict)
+    after: dict[str, Any] = _json(dict)
+    at: datetime = _ts()
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)

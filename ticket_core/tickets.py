@@ -1,0 +1,350 @@
+"""Operations on tickets: take in a customer message, add outbound messages, move the lifecycle.
+
+Every function works inside the caller's transaction and writes an audit event for each
+change, so the caller can add its own effects (outbox rows) and commit them all at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ticket_core import audit
+from ticket_core.customers import resolve_customer
+from ticket_core.errors import TicketNotFound
+from ticket_core.intake import IncomingAttachment, IncomingMessage
+from ticket_core.lifecycle import TransitionRequest, check_transition
+from ticket_core.models import (
+    AttachmentBlob,
+    DeliveryState,
+    Direction,
+    Message,
+    Status,
+    Ticket,
+)
+from ticket_core.sla import due_times
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    """What happened to an inbound message."""
+
+    ticket: Ticket
+    message: Message
+    opened: bool
+    reopened: bool
+
+
+def format_number(created_at: datetime, ticket_id: int) -> str:
+    return f"TD-{created_at:%Y%m%d}-{ticket_id:06d}"
+
+
+async def get_ticket(session: AsyncSession, number: str, *, for_update: bool = False) -> Ticket:
+    query = select(Ticket).where(Ticket.number == number)
+    if for_update:
+        query = query.with_for_update()
+    ticket = (await session.exec(query)).first()
+    if ticket is None:
+        raise TicketNotFound(number)
+    return ticket
+
+
+async def messages_of(session: AsyncSession, ticket: Ticket) -> list[Message]:
+    query = select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id)
+    return list((await session.exec(query)).all())
+
+
+async def receive(
+    session: AsyncSession,
+    incoming: IncomingMessage,
+    *,
+    identity_key: bytes,
+    now: datetime,
+    reopen_window: timedelta,
+) -> Intake:
+    """Thread an inbound message onto its ticket, or open a new one.
+
+    A message names its ticket only through ``ticket_reference``; it joins that ticket when
+    the ticket belongs to the same customer and is not closed. A resolved ticket reopens when
+    the customer writes within ``reopen_window``; later, a new ticket is opened.
+    """
+    customer = await resolve_customer(
+        session,
+        identity_key,
+        incoming.identities,
+        display_name=incoming.display_name,
+        phone_masked=incoming.phone_masked,
+        now=now,
+    )
+    ticket = None
+    if incoming.ticket_reference:
+        ticket = (
+            await session.exec(
+                select(Ticket)
+                .where(Ticket.number == incoming.ticket_reference)
+                .where(Ticket.customer_id == customer.id)
+                .with_for_update()
+            )
+        ).first()
+        if ticket is not None and not _accepts_followup(ticket, now, reopen_window):
+            ticket = None
+
+    opened = reopened = False
+    if ticket is None:
+        ticket = await _open_ticket(session, incoming, customer.id, now)  # type: ignore[arg-type]
+        opened = True
+
+    message = Message(
+        ticket_id=ticket.id,  # type: ignore[arg-type]
+        direction=Direction.inbound,
+        channel=incoming.channel,
+        external_id=incoming.external_id,
+        purpose="customer",
+        author="customer",
+        text=incoming.text,
+        attachments=await _store_attachments(session, incoming.attachments, now),
+        reply_to=incoming.reply_to,
+        created_at=incoming.received_at,
+    )
+    session.add(message)
+    await session.flush()
+    audit.record(
+        session,
+        ticket,
+        actor="customer",
+        action="message.received",
+        at=now,
+        after={"message_id": message.id, "channel": incoming.channel},
+    )
+
+    if not opened:
+        status = Status(ticket.status)
+        if status == Status.resolved:
+            await _move(session, ticket, TransitionRequest(Status.reopened), "customer", now)
+            reopened = True
+        elif status == Status.pending_customer:
+            await _move(session, ticket, TransitionRequest(Status.in_progress), "customer", now)
+    return Intake(ticket=ticket, message=message, opened=opened, reopened=reopened)
+
+
+def _accepts_followup(ticket: Ticket, now: datetime, reopen_window: timedelta) -> bool:
+    status = Status(ticket.status)
+    if status == Status.closed:
+        return False
+    if status == Status.resolved:
+        return ticket.resolved_at is not None and now - ticket.resolved_at <= reopen_window
+    return True
+
+
+async def _open_ticket(
+    session: AsyncSession, incoming: IncomingMessage, customer_id: int, now: datetime
+) -> Ticket:
+    policy, first_due, resolution_due = due_times(incoming.kind, incoming.received_at)
+    ticket = Ticket(
+        kind=incoming.kind,
+        category=incoming.category,
+        priority=incoming.priority,
+        status=Status.new,
+        channel=incoming.channel,
+        customer_id=customer_id,
+        subject=incoming.subject[:200],
+        sla_policy=policy,
+        first_response_due_at=first_due,
+        resolution_due_at=resolution_due,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(ticket)
+    await session.flush()
+    assert ticket.id is not None
+    ticket.number = format_number(now, ticket.id)
+    audit.record(
+        session,
+        ticket,
+        actor="system",
+        action="ticket.created",
+        at=now,
+        after={
+            "number": ticket.number,
+            "kind": ticket.kind,
+            "channel": ticket.channel,
+            "priority": ticket.priority,
+            "classification": incoming.classification,
+        },
+    )
+    return ticket
+
+
+async def _store_attachments(
+    session: AsyncSession, attachments: tuple[IncomingAttachment, ...], now: datetime
+) -> list[dict[str, object]]:
+    stored: list[dict[str, object]] = []
+    for item in attachments:
+        digest = hashlib.sha256(item.data).hexdigest()
+        if await session.get(AttachmentBlob, digest) is None:
+            session.add(
+                AttachmentBlob(
+                    sha256=digest,
+                    size=len(item.data),
+                    content_type=item.content_type,
+                    data=item.data,
+                    created_at=now,
+                )
+            )
+            await session.flush()
+        stored.append(
+            {
+                "name": item.name,
+                "content_type": item.content_type,
+                "sha256": digest,
+                "size": len(item.data),
+            }
+        )
+    return stored
+
+
+async def add_outbound(
+    session: AsyncSession,
+    ticket: Ticket,
+    *,
+    text: str,
+    author: str,
+    purpose: str,
+    reply_to: dict[str, object],
+    now: datetime,
+) -> Message:
+    """Record a message to the customer; the caller puts it in the outbox in this transaction."""
+    message = Message(
+        ticket_id=ticket.id,  # type: ignore[arg-type]
+        direction=Direction.outbound,
+        channel=ticket.channel,
+        purpose=purpose,
+        author=author,
+        text=text,
+        reply_to=reply_to,
+        delivery_state=DeliveryState.pending,
+        created_at=now,
+    )
+    session.add(message)
+    await session.flush()
+    if purpose == "reply" and ticket.first_responded_at is None:
+        ticket.first_responded_at = now
+    ticket.updated_at = now
+    audit.record(
+        session,
+        ticket,
+        actor=author,
+        action=f"message.{purpose}",
+        at=now,
+        after={"message_id": message.id, "channel": ticket.channel},
+    )
+    if purpose == "reply" and Status(ticket.status) in {Status.new, Status.open, Status.reopened}:
+        await _move(session, ticket, TransitionRequest(Status.in_progress), author, now)
+    return message
+
+
+async def add_note(
+    session: AsyncSession, ticket: Ticket, *, text: str, author: str, now: datetime
+) -> Message:
+    message = Message(
+        ticket_id=ticket.id,  # type: ignore[arg-type]
+        direction=Direction.note,
+        channel="internal",
+        purpose="note",
+        author=author,
+        text=text,
+        created_at=now,
+    )
+    session.add(message)
+    await session.flush()
+    audit.record(session, ticket, actor=author, action="message.note", at=now,
+                 after={"message_id": message.id})
+    return message
+
+
+async def latest_reply_address(session: AsyncSession, ticket: Ticket) -> dict[str, object]:
+    """Where the customer last wrote from on the ticket's channel; replies go there."""
+    query = (
+        select(Message)
+        .where(Message.ticket_id == ticket.id)
+        .where(Message.direction == Direction.inbound)
+        .where(Message.channel == ticket.channel)
+        .order_by(Message.id.desc())  # type: ignore[union-attr]
+    )
+    message = (await session.exec(query)).first()
+    return dict(message.reply_to) if message is not None else {}
+
+
+async def transition(
+    session: AsyncSession,
+    ticket: Ticket,
+    request: TransitionRequest,
+    *,
+    actor: str,
+    now: datetime,
+) -> Ticket:
+    """Apply a lifecycle move, or raise ``IllegalTransition`` with the rule that forbids it."""
+    return await _move(session, ticket, request, actor, now)
+
+
+async def _move(
+    session: AsyncSession, ticket: Ticket, request: TransitionRequest, actor: str, now: datetime
+) -> Ticket:
+    check_transition(ticket, request)
+    before = {"status": ticket.status, "outcome": ticket.outcome}
+    target = request.to
+    if request.outcome is not None:
+        ticket.outcome = request.outcome
+    if request.summary is not None:
+        ticket.outcome_summary = request.summary
+    if target == Status.under_review:
+        ticket.review_state = "requested"
+    elif Status(ticket.status) == Status.under_review:
+        ticket.review_state = "approved" if target == Status.resolved else "sent_back"
+    if target == Status.resolved:
+        ticket.resolved_at = now
+    elif target == Status.closed:
+        ticket.closed_at = now
+    ticket.status = target
+    ticket.updated_at = now
+    after = {"status": ticket.status, "outcome": ticket.outcome}
+    audit.record(session, ticket, actor=actor, action="ticket.status_changed", at=now,
+                 before=before, after=after)
+    return ticket
+
+
+async def mark_delivery(
+    session: AsyncSession, message_id: int, state: DeliveryState, error: str | None = None
+) -> None:
+    message = await session.get(Message, message_id)
+    if message is None:
+        return
+    message.delivery_state = state
+    message.delivery_error = error
+    session.add(message)
+
+
+async def acknowledge_regulator_feedback(
+    session: AsyncSession, ticket: Ticket, *, actor: str, now: datetime
+) -> None:
+    ticket.regulator_feedback_acknowledged_at = now
+    audit.record(session, ticket, actor=actor, action="regulator.feedback_acknowledged", at=now)
+
+
+__all__ = [
+    "Intake",
+    "acknowledge_regulator_feedback",
+    "add_note",
+    "add_outbound",
+    "format_number",
+    "get_ticket",
+    "latest_reply_address",
+    "mark_delivery",
+    "messages_of",
+    "receive",
+    "transition",
+]
