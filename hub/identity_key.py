@@ -23,7 +23,7 @@ async def load_identity_key(sessions: SessionFactory, settings: SecuritySettings
     candidate = base64.b64encode(secrets.token_bytes(32)).decode()
     async with sessions() as session, session.begin():
         insert = dialect_insert(session, HubSetting.__table__)
-        await session.execute(
+        await session.exec(
             insert.values(name=_NAME, value=candidate).on_conflict_do_nothing(index_elements=["name"])
         )
         stored = await session.get(HubSetting, _NAME)

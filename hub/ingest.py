@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 
-from sqlalchemy import select
+from sqlmodel import select
 
 from hub.sdk import InboundEnvelope, IngestResult
 from hub.store import Envelope, EnvelopeStatus, SessionFactory
@@ -48,15 +48,15 @@ class EnvelopeStore:
                 .on_conflict_do_nothing(index_elements=["channel", "external_id"])
                 .returning(Envelope.__table__.c.receipt)
             )
-            stored = (await session.execute(statement)).scalar_one_or_none()
+            stored = (await session.exec(statement)).scalar_one_or_none()
             if stored is None:
-                existing = await session.execute(
-                    select(Envelope.__table__.c.receipt).where(
-                        Envelope.__table__.c.channel == envelope.channel,
-                        Envelope.__table__.c.external_id == envelope.external_id,
+                existing = await session.exec(
+                    select(Envelope.receipt).where(
+                        Envelope.channel == envelope.channel,
+                        Envelope.external_id == envelope.external_id,
                     )
                 )
-                return IngestResult(receipt=existing.scalar_one(), created=False)
+                return IngestResult(receipt=existing.one(), created=False)
         if self._wake is not None:
             self._wake.set()
         return IngestResult(receipt=stored, created=True)

@@ -94,7 +94,7 @@ class Pipeline:
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:2000]
             delay = self._backoff.delay(attempts + 1)
-            await session.execute(
+            await session.exec(
                 update(Envelope)
                 .where(col(Envelope.id) == row_id)
                 .values(

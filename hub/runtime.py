@@ -64,6 +64,8 @@ class Hub:
 
     async def open(self, *, migrate: bool | None = None) -> Hub:
         """Migrate (by default only on SQLite) or check the schema, then start the connectors."""
+        if self._opened:
+            return self
         if migrate if migrate is not None else self.settings.database.is_sqlite:
             await upgrade(self.engine)
         elif not await is_up_to_date(self.engine):
@@ -77,6 +79,7 @@ class Hub:
 
     async def close(self) -> None:
         if self._opened:
+            self._opened = False
             await self.registry.stop()
         await self.http.aclose()
         await self.engine.dispose()

@@ -9,6 +9,7 @@ rehearsed. Tests, ``make run`` and integrators trying a channel out all use it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ class SignedWebhookReceiver:
     secret: str
     path: str = "/callback"
     fail_with: int | None = None
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
     received: list[dict[str, Any]] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
@@ -34,7 +36,7 @@ class SignedWebhookReceiver:
             return web.Response(status=self.fail_with, text="stand-in told to fail")
         body = await request.read()
         try:
-            msg_id = verify([self.secret], request.headers, body, datetime.now(UTC))
+            msg_id = verify([self.secret], request.headers, body, self.now())
         except SignatureError as exc:
             self.refused.append(str(exc))
             return web.Response(status=401, text=str(exc))
