@@ -1,1 +1,4 @@
-"""Built-in connectors, one package per peer; each registers through the `tongdao.connectors` entry points."""
+"""Built-in connectors, one package per peer.
+
+Each registers through the ``tongdao.connectors`` entry points, as a third-party one would.
+"""

@@ -46,8 +46,9 @@ def _digest(key: str) -> str:
 async def create_key(session: AsyncSession, name: str, role: Role, now: datetime) -> str:
     prefix = secrets.token_hex(6)
     key = f"td_{prefix}_{secrets.token_urlsafe(24)}"
-    session.add(ApiKey(name=name, role=role.value, prefix=prefix, secret_hash=_digest(key),
-                       created_at=now))
+    session.add(
+        ApiKey(name=name, role=role.value, prefix=prefix, secret_hash=_digest(key), created_at=now)
+    )
     return key
 
 
@@ -70,16 +71,22 @@ def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
         header = request.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key:
-            raise HTTPException(401, "an API key is required: Authorization: Bearer <key>",
-                                headers={"www-authenticate": "Bearer"})
+            raise HTTPException(
+                401,
+                "an API key is required: Authorization: Bearer <key>",
+                headers={"www-authenticate": "Bearer"},
+            )
         async with request.app.state.hub.sessions() as session:
             principal = await authenticate(session, key.strip())
         if principal is None:
-            raise HTTPException(401, "the API key is unknown or revoked",
-                                headers={"www-authenticate": "Bearer"})
+            raise HTTPException(
+                401, "the API key is unknown or revoked", headers={"www-authenticate": "Bearer"}
+            )
         if principal.role not in roles:
             allowed = ", ".join(r.value for r in roles)
-            raise HTTPException(403, f"role {principal.role.value} may not do this (allowed: {allowed})")
+            raise HTTPException(
+                403, f"role {principal.role.value} may not do this (allowed: {allowed})"
+            )
         return principal
 
     return dependency

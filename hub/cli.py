@@ -14,8 +14,11 @@ from sqlmodel import col, select
 from hub import logs
 from hub.settings import Settings
 
-app = typer.Typer(help="Tongdao, the omnichannel hub for bank customer service.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Tongdao, the omnichannel hub for bank customer service.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 keys_app = typer.Typer(help="API keys for the REST API.", no_args_is_help=True)
 outbox_app = typer.Typer(help="Outbound deliveries: list, replay.", no_args_is_help=True)
 envelopes_app = typer.Typer(help="Stored inbound envelopes.", no_args_is_help=True)
@@ -111,7 +114,9 @@ def keys_create(
     try:
         chosen = Role(role)
     except ValueError:
-        console.print(f"[red]unknown role {role!r}[/red]; one of: {', '.join(r.value for r in Role)}")
+        console.print(
+            f"[red]unknown role {role!r}[/red]; one of: {', '.join(r.value for r in Role)}"
+        )
         raise typer.Exit(2) from None
     settings = _settings()
 
@@ -163,8 +168,15 @@ def outbox_list(
 
     table = Table("id", "target", "purpose", "status", "attempts", "next attempt", "last error")
     for row in _with_sessions(fetch):
-        table.add_row(str(row.id), row.target, row.purpose, row.status, str(row.attempts),
-                      row.next_attempt_at.isoformat(timespec="seconds"), row.last_error or "")
+        table.add_row(
+            str(row.id),
+            row.target,
+            row.purpose,
+            row.status,
+            str(row.attempts),
+            row.next_attempt_at.isoformat(timespec="seconds"),
+            row.last_error or "",
+        )
     console.print(table)
 
 
@@ -212,8 +224,15 @@ def envelopes_list(
 
     table = Table("id", "channel", "receipt", "status", "attempts", "ticket", "last error")
     for row in _with_sessions(fetch):
-        table.add_row(str(row.id), row.channel, row.receipt, row.status, str(row.attempts),
-                      row.ticket_number or "", row.last_error or "")
+        table.add_row(
+            str(row.id),
+            row.channel,
+            row.receipt,
+            row.status,
+            str(row.attempts),
+            row.ticket_number or "",
+            row.last_error or "",
+        )
     console.print(table)
 
 
@@ -227,10 +246,20 @@ def connectors_list() -> None:
     for name, found in sorted(discover().items()):
         caps = found.cls.capabilities
         table.add_row(
-            name, found.distribution or "?", found.version or "?", found.cls.sdk_version,
+            name,
+            found.distribution or "?",
+            found.version or "?",
+            found.cls.sdk_version,
             "yes" if name in settings.connectors else "no",
-            ", ".join(k for k, v in (("in", caps.inbound), ("out", caps.outbound),
-                                     ("attachments", caps.attachments)) if v),
+            ", ".join(
+                k
+                for k, v in (
+                    ("in", caps.inbound),
+                    ("out", caps.outbound),
+                    ("attachments", caps.attachments),
+                )
+                if v
+            ),
         )
     console.print(table)
 
@@ -242,8 +271,9 @@ def demo(
 ) -> None:
     """Run the hub on SQLite with the app channel and a stand-in app backend, and push a
     little demo traffic through the real, signed app channel."""
-    from hub.demo import run_demo
+    from hub.demo import prepare_config, run_demo
 
+    prepare_config()
     asyncio.run(run_demo(port=port, messages=messages, console=console))
 
 

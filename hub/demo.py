@@ -27,16 +27,26 @@ DEMO_CONFIG = Path("var/demo.toml")
 CALLBACK_PORT = 8001
 
 _TRAFFIC = [
-    {"user_id": "demo-user-1", "name": "张三", "phone": "13812345678",
-     "text": "我要投诉：信用卡被重复扣费两次共 1,280 元，客服电话一直打不通，请尽快退款。"},
-    {"user_id": "demo-user-2", "name": "Alice Smith",
-     "text": "Hello, what documents do I need to open a savings account as a foreign resident?"},
-    {"user_id": "demo-user-3", "name": "李四",
-     "text": "建议手机银行增加大字版模式，方便老年人使用。"},
+    {
+        "user_id": "demo-user-1",
+        "name": "张三",
+        "phone": "13812345678",
+        "text": "我要投诉：信用卡被重复扣费两次共 1,280 元，客服电话一直打不通，请尽快退款。",
+    },
+    {
+        "user_id": "demo-user-2",
+        "name": "Alice Smith",
+        "text": "Hello, what documents do I need to open a savings account as a foreign resident?",
+    },
+    {
+        "user_id": "demo-user-3",
+        "name": "李四",
+        "text": "建议手机银行增加大字版模式，方便老年人使用。",
+    },
 ]
 
 
-def _write_demo_config(path: Path, port: int) -> None:
+def _write_demo_config(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         "# Written by `tongdao demo` (make run). Safe to edit; delete it to start afresh.\n"
@@ -51,11 +61,15 @@ def _write_demo_config(path: Path, port: int) -> None:
     path.chmod(0o600)
 
 
-async def run_demo(port: int, messages: int, console: Console) -> None:
+def prepare_config() -> None:
+    """Use ``TONGDAO_CONFIG`` when set; otherwise write (once) and use ``var/demo.toml``."""
     if not os.environ.get("TONGDAO_CONFIG"):
         if not DEMO_CONFIG.exists():
-            _write_demo_config(DEMO_CONFIG, port)
+            _write_demo_config(DEMO_CONFIG)
         os.environ["TONGDAO_CONFIG"] = str(DEMO_CONFIG)
+
+
+async def run_demo(port: int, messages: int, console: Console) -> None:
     settings = Settings()
     logs.configure("WARNING", settings.log.json_format)
     app_config = settings.connectors.get("app")
@@ -70,8 +84,11 @@ async def run_demo(port: int, messages: int, console: Console) -> None:
     from hub.app import create_app
 
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host=settings.server.host, port=port,
-                                           log_level="warning", access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host=settings.server.host, port=port, log_level="warning", access_log=False
+        )
+    )
     serving = asyncio.create_task(server.serve())
     base = f"http://{settings.server.host}:{port}"
     async with httpx.AsyncClient(base_url=base, timeout=10) as client:
@@ -94,8 +111,11 @@ async def run_demo(port: int, messages: int, console: Console) -> None:
         for item in _TRAFFIC[:messages]:
             body = json.dumps(item, ensure_ascii=False).encode()
             headers = signed_headers(secret, f"demo-{uuid.uuid4().hex}", body, SystemClock().now())
-            response = await client.post("/channels/app/messages", content=body,
-                                         headers={**headers, "content-type": "application/json"})
+            response = await client.post(
+                "/channels/app/messages",
+                content=body,
+                headers={**headers, "content-type": "application/json"},
+            )
             console.print(f"pushed through the app channel: {response.status_code} {response.text}")
             receipts.append(response.json()["receipt"])
         auth = {"authorization": f"Bearer {key}"}
@@ -109,15 +129,19 @@ async def run_demo(port: int, messages: int, console: Console) -> None:
             numbers.append(state.get("ticket_number"))
         for number in filter(None, numbers):
             ticket = (await client.get(f"/api/v1/tickets/{number}", headers=auth)).json()
-            console.print(f"ticket [bold]{number}[/bold]: {ticket['kind']}, {ticket['status']}, "
-                          f"customer {ticket['customer']['display_name']}")
+            console.print(
+                f"ticket [bold]{number}[/bold]: {ticket['kind']}, {ticket['status']}, "
+                f"customer {ticket['customer']['display_name']}"
+            )
         for _ in range(50):
             if len(receiver.received) >= len(numbers):
                 break
             await asyncio.sleep(0.1)
         for callback in receiver.received:
-            console.print(f"stand-in app backend got: {callback['ticket_number']} "
-                          f"{callback['purpose']}: {callback['text'].splitlines()[0]}")
+            console.print(
+                f"stand-in app backend got: {callback['ticket_number']} "
+                f"{callback['purpose']}: {callback['text'].splitlines()[0]}"
+            )
     console.rule()
     console.print(f"Admin API key (shown once): [bold]{key}[/bold]")
     console.print(f"Try: curl -H 'Authorization: Bearer {key}' {base}/api/v1/tickets")

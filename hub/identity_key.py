@@ -24,7 +24,9 @@ async def load_identity_key(sessions: SessionFactory, settings: SecuritySettings
     async with sessions() as session, session.begin():
         insert = dialect_insert(session, HubSetting.__table__)
         await session.exec(
-            insert.values(name=_NAME, value=candidate).on_conflict_do_nothing(index_elements=["name"])
+            insert.values(name=_NAME, value=candidate).on_conflict_do_nothing(
+                index_elements=["name"]
+            )
         )
         stored = await session.get(HubSetting, _NAME)
         assert stored is not None

@@ -10,8 +10,22 @@ from typing import Any
 import structlog
 
 REDACTED_KEYS = frozenset(
-    {"phone", "name", "text", "user_id", "id_number", "email", "address", "body", "recipient",
-     "secret", "key", "authorization", "openid", "unionid"}
+    {
+        "phone",
+        "name",
+        "text",
+        "user_id",
+        "id_number",
+        "email",
+        "address",
+        "body",
+        "recipient",
+        "secret",
+        "key",
+        "authorization",
+        "openid",
+        "unionid",
+    }
 )
 _PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")

@@ -8,7 +8,11 @@ _KIND_ZH = {Kind.complaint: "投诉", Kind.consultation: "咨询", Kind.suggesti
 
 
 def acknowledgement(ticket: Ticket) -> str:
-    due = ticket.resolution_due_at.strftime("%Y-%m-%d %H:%M UTC") if ticket.resolution_due_at else None
+    due = (
+        ticket.resolution_due_at.strftime("%Y-%m-%d %H:%M UTC")
+        if ticket.resolution_due_at
+        else None
+    )
     kind = Kind(ticket.kind)
     zh = f"您的{_KIND_ZH[kind]}已受理，工单号 {ticket.number}。"
     en = f"We have received your {kind.value}; your ticket number is {ticket.number}."

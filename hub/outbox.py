@@ -34,7 +34,9 @@ def channel_target(channel: str) -> str:
     return f"channel:{channel}"
 
 
-def enqueue_message(session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> OutboxRow:
+def enqueue_message(
+    session: AsyncSession, ticket: Ticket, message: Message, now: datetime
+) -> OutboxRow:
     """Queue an outbound ticket message on the ticket's channel, inside the caller's transaction."""
     assert message.id is not None and ticket.number is not None
     row = OutboxRow(
@@ -165,7 +167,8 @@ class Dispatcher:
             session.add(row)
             if state is not None and row.message_id is not None:
                 await mark_delivery(session, row.message_id, state, row.last_error)
-        log.info(
+        report = log.debug if result.status == DeliveryStatus.delivered else log.warning
+        report(
             "outbox.attempt",
             row=claim.row_id,
             target=claim.target,
@@ -214,7 +217,9 @@ async def replay(session: AsyncSession, row_id: int, now: datetime) -> OutboxRow
 
 
 async def replay_dead(session: AsyncSession, now: datetime) -> int:
-    ids = (await session.exec(select(OutboxRow.id).where(OutboxRow.status == OutboxStatus.dead))).all()
+    ids = (
+        await session.exec(select(OutboxRow.id).where(OutboxRow.status == OutboxStatus.dead))
+    ).all()
     for row_id in ids:
         await replay(session, row_id, now)  # type: ignore[arg-type]
     return len(ids)

@@ -14,6 +14,7 @@ import structlog
 from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+
 from hub import notices
 from hub.backoff import Backoff
 from hub.outbox import enqueue_message

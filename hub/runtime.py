@@ -57,7 +57,9 @@ class Hub:
         self.envelopes = EnvelopeStore(self.sessions, self.wake)
 
         def context_for(name: str) -> ConnectorContext:
-            return ConnectorContext(name=name, ingest=self.envelopes, http=self.http, clock=self.clock)
+            return ConnectorContext(
+                name=name, ingest=self.envelopes, http=self.http, clock=self.clock
+            )
 
         self.registry = Registry.from_config(settings.connectors, context_for, available)
         self._opened = False
@@ -72,7 +74,9 @@ class Hub:
             raise NotMigrated("the database schema is not up to date: run `tongdao migrate`")
         identity_key = await load_identity_key(self.sessions, self.settings.security)
         await self.registry.start()
-        self.pipeline = Pipeline(self.sessions, self.registry, self.clock, self.settings, identity_key)
+        self.pipeline = Pipeline(
+            self.sessions, self.registry, self.clock, self.settings, identity_key
+        )
         self.dispatcher = Dispatcher(self.sessions, self.registry, self.clock, self.settings.outbox)
         self._opened = True
         return self

@@ -1,4 +1,7 @@
-"""Configuration: a TOML file named by ``TONGDAO_CONFIG``, overridden by ``TONGDAO_<SECTION>__<KEY>``."""
+"""Configuration: a TOML file named by ``TONGDAO_CONFIG``, overridden by the environment.
+
+Environment variables are ``TONGDAO_<SECTION>__<KEY>``, e.g. ``TONGDAO_DATABASE__URL``.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +24,8 @@ class DatabaseSettings(BaseModel):
     url: str = DEFAULT_DATABASE_URL
     echo: bool = False
     sqlite_synchronous: str = Field(
-        default="FULL", pattern="^(OFF|NORMAL|FULL|EXTRA)$",
+        default="FULL",
+        pattern="^(OFF|NORMAL|FULL|EXTRA)$",
         description="FULL survives power loss; NORMAL only process crashes",
     )
     pool_size: int = Field(default=10, ge=1)
@@ -57,7 +61,7 @@ class OutboxSettings(BaseModel):
 class SecuritySettings(BaseModel):
     identity_key: str | None = Field(
         default=None,
-        description="key for hashing customer identities; default: generated and kept in the database",
+        description="key that hashes customer identities; default: generated, kept in the database",
     )
 
 

@@ -1,4 +1,7 @@
-"""From a connector's parsed message to the core's ``IncomingMessage``: classification and PII masks."""
+"""From a connector's parsed message to the core's ``IncomingMessage``.
+
+Classification of what the customer wants, and masks for personal data.
+"""
 
 from normalizer.classify import Classification, classify
 from normalizer.normalize import normalize

@@ -27,7 +27,9 @@ def sign_push(
     }
 
 
-def app_message(text: str = "我的信用卡被重复扣费了，要求退款", user_id: str = "u-1001", **extra: Any) -> bytes:
+def app_message(
+    text: str = "我的信用卡被重复扣费了，要求退款", user_id: str = "u-1001", **extra: Any
+) -> bytes:
     return json.dumps({"user_id": user_id, "text": text, **extra}, ensure_ascii=False).encode()
 
 

@@ -65,7 +65,9 @@ async def _postgres_template() -> str:
             _pg_state["template"] = await _pg_setup_template()
             return _pg_state["template"]
         except Exception as exc:
-            _pg_state["error"] = f"PostgreSQL not reachable at {PG_URL} ({type(exc).__name__}: {exc})"
+            _pg_state["error"] = (
+                f"PostgreSQL not reachable at {PG_URL} ({type(exc).__name__}: {exc})"
+            )
     message = _pg_state["error"] + "; set TONGDAO_TEST_POSTGRES_URL to run these tests"
     if REQUIRE_PG:
         pytest.fail(message)
@@ -140,9 +142,11 @@ async def hub(settings: Settings, clock: ManualClock) -> AsyncIterator[Hub]:
 @pytest.fixture
 async def api(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
     """The whole app over real HTTP on loopback; workers are driven by the test (``drain``)."""
-    async with serving(create_app(hub=hub, run_workers=False)) as base_url:
-        async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
-            yield client
+    async with (
+        serving(create_app(hub=hub, run_workers=False)) as base_url,
+        httpx.AsyncClient(base_url=base_url, timeout=10) as client,
+    ):
+        yield client
 
 
 @pytest.fixture

@@ -1,4 +1,7 @@
-"""Time as an injected dependency, so SLA clocks, retries and auto-close can be tested by moving time."""
+"""Time as an injected dependency.
+
+SLA clocks, retries and auto-close read a clock, so tests move time instead of sleeping.
+"""
 
 from __future__ import annotations
 

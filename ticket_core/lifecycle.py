@@ -20,12 +20,8 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.in_progress: frozenset(
         {Status.pending_customer, Status.pending_internal, Status.under_review, Status.resolved}
     ),
-    Status.pending_customer: frozenset(
-        {Status.in_progress, Status.under_review, Status.resolved}
-    ),
-    Status.pending_internal: frozenset(
-        {Status.in_progress, Status.under_review, Status.resolved}
-    ),
+    Status.pending_customer: frozenset({Status.in_progress, Status.under_review, Status.resolved}),
+    Status.pending_internal: frozenset({Status.in_progress, Status.under_review, Status.resolved}),
     Status.under_review: frozenset({Status.in_progress, Status.resolved}),
     Status.resolved: frozenset({Status.closed, Status.reopened}),
     Status.reopened: frozenset({Status.in_progress}),
@@ -60,12 +56,15 @@ def check_transition(ticket: Ticket, request: TransitionRequest) -> None:
         raise refuse(f"from {current.value} the ticket can only move to: {options}")
 
     outcome = request.outcome or (Outcome(ticket.outcome) if ticket.outcome else None)
-    if target == Status.under_review:
-        if outcome not in UNFAVOURABLE:
-            raise refuse("review is for a proposed outcome of partially_resolved or rejected")
+    if target == Status.under_review and outcome not in UNFAVOURABLE:
+        raise refuse("review is for a proposed outcome of partially_resolved or rejected")
     if target == Status.resolved:
+        if current == Status.under_review and not request.review_approved:
+            raise refuse("a decision under review is resolved only once a reviewer has approved it")
         if outcome is None:
-            raise refuse("an outcome is required (resolved, partially_resolved, rejected, withdrawn)")
+            raise refuse(
+                "an outcome is required (resolved, partially_resolved, rejected, withdrawn)"
+            )
         needs_review = ticket.kind == Kind.complaint and outcome in UNFAVOURABLE
         if needs_review and not (current == Status.under_review and request.review_approved):
             raise refuse(

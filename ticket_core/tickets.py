@@ -261,8 +261,14 @@ async def add_note(
     )
     session.add(message)
     await session.flush()
-    audit.record(session, ticket, actor=author, action="message.note", at=now,
-                 after={"message_id": message.id})
+    audit.record(
+        session,
+        ticket,
+        actor=author,
+        action="message.note",
+        at=now,
+        after={"message_id": message.id},
+    )
     return message
 
 
@@ -312,8 +318,15 @@ async def _move(
     ticket.status = target
     ticket.updated_at = now
     after = {"status": ticket.status, "outcome": ticket.outcome}
-    audit.record(session, ticket, actor=actor, action="ticket.status_changed", at=now,
-                 before=before, after=after)
+    audit.record(
+        session,
+        ticket,
+        actor=actor,
+        action="ticket.status_changed",
+        at=now,
+        before=before,
+        after=after,
+    )
     return ticket
 
 

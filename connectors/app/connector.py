@@ -158,4 +158,6 @@ class AppConnector(ChannelConnector[AppConfig]):
             response = await self.context.http.head(str(self.config.callback_url))
         except Exception as exc:
             return Health(ok=False, detail=f"callback_url unreachable: {type(exc).__name__}")
-        return Health(ok=response.status_code < 500, detail=f"callback_url answered {response.status_code}")
+        return Health(
+            ok=response.status_code < 500, detail=f"callback_url answered {response.status_code}"
+        )

@@ -24,16 +24,24 @@ def _hub(request: Request) -> Hub:
     return request.app.state.hub
 
 
-@router.get("/receipts/{receipt}", response_model=ReceiptOut, tags=["channels"],
-            summary="What became of a pushed message")
+@router.get(
+    "/receipts/{receipt}",
+    response_model=ReceiptOut,
+    tags=["channels"],
+    summary="What became of a pushed message",
+)
 async def read_receipt(receipt: str, request: Request, _: Reader) -> ReceiptOut:
     async with _hub(request).sessions() as session:
         row = (await session.exec(select(Envelope).where(Envelope.receipt == receipt))).first()
     if row is None:
         raise HTTPException(404, f"no receipt {receipt!r}")
     status = {"processed": "processed", "failed": "failed"}.get(row.status, "pending")
-    return ReceiptOut(receipt=row.receipt, status=status, ticket_number=row.ticket_number,  # type: ignore[arg-type]
-                      error=row.last_error if status == "failed" else None)
+    return ReceiptOut(
+        receipt=row.receipt,
+        status=status,
+        ticket_number=row.ticket_number,  # type: ignore[arg-type]
+        error=row.last_error if status == "failed" else None,
+    )
 
 
 @router.get("/envelopes", response_model=list[EnvelopeOut], summary="Stored inbound envelopes")
@@ -51,8 +59,11 @@ async def list_envelopes(
     return [EnvelopeOut.model_validate(r, from_attributes=True) for r in rows]
 
 
-@router.post("/envelopes/{envelope_id}/retry", response_model=EnvelopeOut,
-             summary="Process a failed envelope again now, with a fresh retry budget")
+@router.post(
+    "/envelopes/{envelope_id}/retry",
+    response_model=EnvelopeOut,
+    summary="Process a failed envelope again now, with a fresh retry budget",
+)
 async def retry_envelope(envelope_id: int, request: Request, _: Admin) -> EnvelopeOut:
     hub = _hub(request)
     async with hub.sessions() as session, session.begin():
@@ -83,8 +94,11 @@ async def list_outbox(
     return [OutboxOut.model_validate(r, from_attributes=True) for r in rows]
 
 
-@router.post("/outbox/{row_id}/replay", response_model=OutboxOut,
-             summary="Send a delivery again (same idempotency key, fresh retry budget)")
+@router.post(
+    "/outbox/{row_id}/replay",
+    response_model=OutboxOut,
+    summary="Send a delivery again (same idempotency key, fresh retry budget)",
+)
 async def replay_row(row_id: int, request: Request, _: Admin) -> OutboxOut:
     hub = _hub(request)
     async with hub.sessions() as session, session.begin():

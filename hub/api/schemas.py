@@ -32,9 +32,16 @@ class MessageOut(BaseModel):
     @classmethod
     def of(cls, m: Message) -> MessageOut:
         return cls(
-            id=m.id or 0, direction=str(m.direction), channel=m.channel, purpose=m.purpose, author=m.author, text=m.text,
-            attachments=m.attachments, delivery_state=m.delivery_state,
-            delivery_error=m.delivery_error, created_at=m.created_at,
+            id=m.id or 0,
+            direction=str(m.direction),
+            channel=m.channel,
+            purpose=m.purpose,
+            author=m.author,
+            text=m.text,
+            attachments=m.attachments,
+            delivery_state=m.delivery_state,
+            delivery_error=m.delivery_error,
+            created_at=m.created_at,
         )
 
 

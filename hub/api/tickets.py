@@ -95,8 +95,13 @@ async def list_tickets(
         ).all()
     items = [
         TicketSummary(
-            number=t.number or "", kind=t.kind, priority=t.priority, status=t.status,
-            channel=t.channel, subject=t.subject, created_at=t.created_at,
+            number=t.number or "",
+            kind=t.kind,
+            priority=t.priority,
+            status=t.status,
+            channel=t.channel,
+            subject=t.subject,
+            created_at=t.created_at,
             resolution_due_at=t.resolution_due_at,
         )
         for t in rows
@@ -104,7 +109,9 @@ async def list_tickets(
     return TicketPage(items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/{number}", response_model=TicketOut, summary="One ticket with its messages and clocks")
+@router.get(
+    "/{number}", response_model=TicketOut, summary="One ticket with its messages and clocks"
+)
 async def read_ticket(number: str, request: Request, _: Staff) -> TicketOut:
     hub = _hub(request)
     async with hub.sessions() as session:
@@ -117,7 +124,9 @@ async def read_audit(number: str, request: Request, _: Staff) -> list[dict[str, 
         ticket = await _load(session, number)
         events = (
             await session.exec(
-                select(AuditEvent).where(AuditEvent.ticket_id == ticket.id).order_by(col(AuditEvent.id))
+                select(AuditEvent)
+                .where(AuditEvent.ticket_id == ticket.id)
+                .order_by(col(AuditEvent.id))
             )
         ).all()
     return [e.model_dump(exclude={"ticket_id"}) for e in events]
@@ -139,22 +148,32 @@ async def reply(number: str, body: ReplyIn, request: Request, who: Writer) -> Me
             raise HTTPException(409, f"ticket {number} is closed; a reply cannot be sent")
         address = await latest_reply_address(session, ticket)
         message = await add_outbound(
-            session, ticket, text=body.text, author=who.actor, purpose="reply",
-            reply_to=address, now=now,
+            session,
+            ticket,
+            text=body.text,
+            author=who.actor,
+            purpose="reply",
+            reply_to=address,
+            now=now,
         )
         enqueue_message(session, ticket, message, now)
     hub.wake.set()
     return MessageAccepted(message_id=message.id or 0, delivery_state=message.delivery_state)
 
 
-@router.post("/{number}/notes", status_code=201, response_model=MessageAccepted,
-             summary="Add an internal note; never sent to the customer")
+@router.post(
+    "/{number}/notes",
+    status_code=201,
+    response_model=MessageAccepted,
+    summary="Add an internal note; never sent to the customer",
+)
 async def note(number: str, body: NoteIn, request: Request, who: Writer) -> MessageAccepted:
     hub = _hub(request)
     async with hub.sessions() as session, session.begin():
         ticket = await _load(session, number, for_update=True)
-        message = await add_note(session, ticket, text=body.text, author=who.actor,
-                                 now=hub.clock.now())
+        message = await add_note(
+            session, ticket, text=body.text, author=who.actor, now=hub.clock.now()
+        )
     return MessageAccepted(message_id=message.id or 0, delivery_state=None)
 
 

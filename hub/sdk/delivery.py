@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -51,7 +52,8 @@ class DeliveryResult:
         return cls(DeliveryStatus.give_up, reason)
 
 
-_RETRYABLE_4XX = {408, 409, 423, 425, 429}
+_RETRYABLE_4XX = {408, 425, 429}
+MAX_RETRY_AFTER = 86400.0
 
 
 def classify_response(response: httpx.Response) -> DeliveryResult:
@@ -89,14 +91,19 @@ async def post_json(
 
 
 def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta or HTTP-date), at most a day; None if unreadable."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:  # "-0000" means UTC with no zone information
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if math.isnan(seconds):
         return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)

@@ -32,7 +32,9 @@ async def read_limited_body(request: Request, limit: int = MIB) -> bytes:
     return b"".join(chunks)
 
 
-def error_response(status: int, detail: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
+def error_response(
+    status: int, detail: str, errors: list[dict[str, Any]] | None = None
+) -> JSONResponse:
     content: dict[str, Any] = {"detail": detail}
     if errors:
         content["errors"] = errors

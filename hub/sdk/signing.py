@@ -61,7 +61,8 @@ def verify(
     now: datetime,
     tolerance: int = DEFAULT_TOLERANCE,
 ) -> str:
-    """Check a signed request and return its ``webhook-id``; raise ``SignatureError`` saying why not."""
+    """Check a signed request; return its ``webhook-id`` or raise ``SignatureError`` saying why."""
+    headers = {key.lower(): value for key, value in headers.items()}
     msg_id = headers.get("webhook-id")
     stamp = headers.get("webhook-timestamp")
     signature = headers.get("webhook-signature")
@@ -79,10 +80,9 @@ def verify(
     assert msg_id and stamp and signature
     if len(msg_id) > 200:
         raise SignatureError("webhook-id is longer than 200 characters")
-    try:
-        timestamp = int(stamp)
-    except ValueError:
-        raise SignatureError("webhook-timestamp is not unix seconds") from None
+    if not (stamp.isascii() and stamp.isdigit()):
+        raise SignatureError("webhook-timestamp is not unix seconds")
+    timestamp = int(stamp)
     skew = now.timestamp() - timestamp
     if abs(skew) > tolerance:
         direction = "old" if skew > 0 else "far in the future"

@@ -22,8 +22,9 @@ async def serving(app: Any, port: int | None = None) -> AsyncIterator[str]:
     """Run ``app`` with uvicorn (lifespan included) and yield its base URL."""
     port = port or free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                       lifespan="on")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:

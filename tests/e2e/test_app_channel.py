@@ -23,7 +23,9 @@ async def _count(hub: Hub, model: type) -> int:
         return (await session.exec(select(func.count()).select_from(model))).one()
 
 
-async def test_push_is_acknowledged_with_a_receipt_once_stored(api: httpx.AsyncClient, hub: Hub, clock: ManualClock) -> None:
+async def test_push_is_acknowledged_with_a_receipt_once_stored(
+    api: httpx.AsyncClient, hub: Hub, clock: ManualClock
+) -> None:
     response = await push(api, app_message(), clock.now())
     assert response.status_code == 202
     receipt = response.json()["receipt"]
@@ -55,7 +57,12 @@ async def test_receipt_reports_pending_then_processed_with_ticket_number(
     headers = await make_key(Role.integrator)
     receipt = (await push(api, app_message(), clock.now())).json()["receipt"]
     pending = (await api.get(f"/api/v1/receipts/{receipt}", headers=headers)).json()
-    assert pending == {"receipt": receipt, "status": "pending", "ticket_number": None, "error": None}
+    assert pending == {
+        "receipt": receipt,
+        "status": "pending",
+        "ticket_number": None,
+        "error": None,
+    }
     await drain(hub)
     done = (await api.get(f"/api/v1/receipts/{receipt}", headers=headers)).json()
     assert done["status"] == "processed"
@@ -126,13 +133,19 @@ async def test_agent_reply_through_api_reaches_app_callback(
     await drain(hub)
     number = receiver.received[0]["ticket_number"]
     headers = await make_key(Role.agent)
-    reply = await api.post(f"/api/v1/tickets/{number}/replies", json={"text": "已为您核实，款项将原路退回。"}, headers=headers)
+    reply = await api.post(
+        f"/api/v1/tickets/{number}/replies",
+        json={"text": "已为您核实，款项将原路退回。"},
+        headers=headers,
+    )
     assert reply.status_code == 202
     assert reply.json()["delivery_state"] == "pending"
     await drain(hub)
     assert [r["purpose"] for r in receiver.received] == ["acknowledgement", "reply"]
     assert receiver.received[1] == receiver.received[1] | {
-        "ticket_number": number, "user_id": "u-9", "text": "已为您核实，款项将原路退回。"
+        "ticket_number": number,
+        "user_id": "u-9",
+        "text": "已为您核实，款项将原路退回。",
     }
     ticket = (await api.get(f"/api/v1/tickets/{number}", headers=headers)).json()
     assert ticket["status"] == "in_progress"
@@ -146,7 +159,11 @@ async def test_follow_up_with_ticket_number_joins_that_ticket(
     await push(api, app_message(user_id="u-5"), clock.now())
     await drain(hub)
     number = receiver.received[0]["ticket_number"]
-    await push(api, app_message("补充：扣费时间是11月20日", user_id="u-5", ticket_number=number), clock.now())
+    await push(
+        api,
+        app_message("补充：扣费时间是11月20日", user_id="u-5", ticket_number=number),
+        clock.now(),
+    )
     # Somebody else naming that ticket opens their own instead of writing into it.
     await push(api, app_message("我也是", user_id="u-6", ticket_number=number), clock.now())
     await drain(hub)
@@ -166,14 +183,20 @@ async def test_wrong_signature_is_refused_with_401_and_nothing_stored(
     assert await _count(hub, Envelope) == 0
 
 
-async def test_tampered_body_is_refused_with_401(api: httpx.AsyncClient, hub: Hub, clock: ManualClock) -> None:
+async def test_tampered_body_is_refused_with_401(
+    api: httpx.AsyncClient, hub: Hub, clock: ManualClock
+) -> None:
     headers = sign_push(app_message("original"), clock.now())
-    response = await api.post("/channels/app/messages", content=app_message("tampered"), headers=headers)
+    response = await api.post(
+        "/channels/app/messages", content=app_message("tampered"), headers=headers
+    )
     assert response.status_code == 401
     assert await _count(hub, Envelope) == 0
 
 
-async def test_stale_timestamp_is_refused_with_401_naming_it(api: httpx.AsyncClient, hub: Hub, clock: ManualClock) -> None:
+async def test_stale_timestamp_is_refused_with_401_naming_it(
+    api: httpx.AsyncClient, hub: Hub, clock: ManualClock
+) -> None:
     response = await push(api, app_message(), clock.now() - timedelta(minutes=6))
     assert response.status_code == 401
     assert "too old" in response.json()["detail"]
@@ -190,7 +213,9 @@ async def test_missing_signature_headers_are_named(api: httpx.AsyncClient, hub: 
 async def test_invalid_body_gets_422_naming_each_bad_field_and_nothing_stored(
     api: httpx.AsyncClient, hub: Hub, clock: ManualClock
 ) -> None:
-    body = json.dumps({"text": "", "attachments": [{"name": "a.png", "content_type": "image/png", "data": "!!"}]}).encode()
+    body = json.dumps(
+        {"text": "", "attachments": [{"name": "a.png", "content_type": "image/png", "data": "!!"}]}
+    ).encode()
     response = await push(api, body, clock.now())
     assert response.status_code == 422
     fields = {e["field"] for e in response.json()["errors"]}
@@ -217,17 +242,30 @@ async def test_attachment_is_stored_by_content_hash(
     import hashlib
 
     data = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
-    attachment = {"name": "账单.png", "content_type": "image/png", "data": base64.b64encode(data).decode()}
+    attachment = {
+        "name": "账单.png",
+        "content_type": "image/png",
+        "data": base64.b64encode(data).decode(),
+    }
     await push(api, app_message(attachments=[attachment]), clock.now())
     await drain(hub)
     headers = await make_key(Role.agent)
-    ticket = (await api.get(f"/api/v1/tickets/{receiver.received[0]['ticket_number']}", headers=headers)).json()
+    ticket = (
+        await api.get(f"/api/v1/tickets/{receiver.received[0]['ticket_number']}", headers=headers)
+    ).json()
     assert ticket["messages"][0]["attachments"] == [
-        {"name": "账单.png", "content_type": "image/png", "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+        {
+            "name": "账单.png",
+            "content_type": "image/png",
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+        }
     ]
 
 
-async def test_api_requires_a_valid_key_and_the_right_role(api: httpx.AsyncClient, hub: Hub, clock: ManualClock, receiver: SignedWebhookReceiver, make_key) -> None:
+async def test_api_requires_a_valid_key_and_the_right_role(
+    api: httpx.AsyncClient, hub: Hub, clock: ManualClock, receiver: SignedWebhookReceiver, make_key
+) -> None:
     await push(api, app_message(), clock.now())
     await drain(hub)
     number = receiver.received[0]["ticket_number"]
@@ -236,7 +274,9 @@ async def test_api_requires_a_valid_key_and_the_right_role(api: httpx.AsyncClien
     assert (await api.get(f"/api/v1/tickets/{number}", headers=bad)).status_code == 401
     auditor = await make_key(Role.auditor)
     assert (await api.get(f"/api/v1/tickets/{number}", headers=auditor)).status_code == 200
-    refused = await api.post(f"/api/v1/tickets/{number}/replies", json={"text": "hi"}, headers=auditor)
+    refused = await api.post(
+        f"/api/v1/tickets/{number}/replies", json={"text": "hi"}, headers=auditor
+    )
     assert refused.status_code == 403
     assert "auditor" in refused.json()["detail"]
     assert await _count(hub, OutboxRow) == 1

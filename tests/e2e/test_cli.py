@@ -1,0 +1,96 @@
+"""The ``tongdao`` command as an operator runs it, in a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hub.auth import authenticate
+from hub.settings import DatabaseSettings
+from hub.store import create_engine, session_factory
+
+TONGDAO = str(Path(sys.executable).with_name("tongdao"))
+
+
+def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TONGDAO_")},
+        "TONGDAO_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path}/cli.db",
+        "COLUMNS": "200",
+        **env,
+    }
+    return subprocess.run(
+        [TONGDAO, *args],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_migrate_then_keys_create_prints_a_working_key_as_last_line(tmp_path: Path) -> None:
+    migrated = run(tmp_path, "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert "schema at revision 0001" in migrated.stdout
+    created = run(tmp_path, "keys", "create", "--name", "ops-desk", "--role", "supervisor")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip().splitlines()[-1]
+    assert key.startswith("td_")
+
+    async def check() -> None:
+        engine = create_engine(DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/cli.db"))
+        async with session_factory(engine)() as session:
+            principal = await authenticate(session, key)
+        await engine.dispose()
+        assert principal is not None
+        assert (principal.name, principal.role.value) == ("ops-desk", "supervisor")
+
+    import asyncio
+
+    asyncio.run(check())
+
+
+def test_keys_create_refuses_an_unknown_role_naming_the_valid_ones(tmp_path: Path) -> None:
+    run(tmp_path, "migrate")
+    result = run(tmp_path, "keys", "create", "--name", "x", "--role", "wizard")
+    assert result.returncode == 2
+    assert "admin, agent, supervisor, auditor, integrator" in result.stdout
+
+
+def test_keys_create_on_an_unmigrated_database_says_to_migrate(tmp_path: Path) -> None:
+    result = run(tmp_path, "keys", "create", "--name", "x", "--role", "admin")
+    assert result.returncode == 1
+    assert "tongdao migrate" in result.stdout
+
+
+def test_config_file_that_does_not_exist_is_named(tmp_path: Path) -> None:
+    result = run(tmp_path, "migrate", TONGDAO_CONFIG=str(tmp_path / "missing.toml"))
+    assert result.returncode == 2
+    assert "missing.toml" in result.stdout
+
+
+def test_connectors_list_shows_the_builtin_app_connector(tmp_path: Path) -> None:
+    result = run(
+        tmp_path,
+        "connectors",
+        "list",
+        TONGDAO_CONNECTORS__APP__SECRET="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    )
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if " app " in line)
+    assert "tongdao" in line and "yes" in line
+
+
+@pytest.mark.parametrize(
+    "command", [("outbox", "list"), ("envelopes", "list"), ("outbox", "replay", "--dead")]
+)
+def test_operator_commands_run_on_an_empty_hub(tmp_path: Path, command: tuple[str, ...]) -> None:
+    run(tmp_path, "migrate")
+    result = run(tmp_path, *command)
+    assert result.returncode == 0, result.stdout + result.stderr
