@@ -1,12 +1,12 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11 and make:
 #   make run    create .venv, install, migrate, start the hub with demo traffic
-#   make test   create .venv, install, run the whole suite
-PYTHON ?= python3.11
+#   make test   create .venv, install, lint, run the whole suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run serve test lint format bench clean
+.PHONY: install run serve test lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ serve: install
 	$(BIN)/tongdao migrate
 	$(BIN)/tongdao serve
 
-test: install
+test: lint
 	$(BIN)/pytest
 
 lint: install
@@ -34,9 +34,6 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
-
-bench: install
-	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

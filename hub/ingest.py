@@ -11,6 +11,7 @@ import secrets
 
 from sqlmodel import select
 
+from hub.metrics import ENVELOPES
 from hub.sdk import InboundEnvelope, IngestResult
 from hub.store import Envelope, EnvelopeStatus, SessionFactory
 from hub.store.upsert import dialect_insert
@@ -56,7 +57,9 @@ class EnvelopeStore:
                         Envelope.external_id == envelope.external_id,
                     )
                 )
+                ENVELOPES.labels(envelope.channel, "duplicate").inc()
                 return IngestResult(receipt=existing.one(), created=False)
+        ENVELOPES.labels(envelope.channel, "stored").inc()
         if self._wake is not None:
             self._wake.set()
         return IngestResult(receipt=stored, created=True)

@@ -21,6 +21,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.backoff import Backoff
+from hub.metrics import DELIVERIES
 from hub.registry import Registry
 from hub.sdk import DeliveryResult, DeliveryStatus, OutboundMessage
 from hub.settings import OutboxSettings
@@ -167,6 +168,7 @@ class Dispatcher:
             session.add(row)
             if state is not None and row.message_id is not None:
                 await mark_delivery(session, row.message_id, state, row.last_error)
+        DELIVERIES.labels(claim.target, result.status.value).inc()
         report = log.debug if result.status == DeliveryStatus.delivered else log.warning
         report(
             "outbox.attempt",

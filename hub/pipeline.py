@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub import notices
 from hub.backoff import Backoff
+from hub.metrics import PROCESSED
 from hub.outbox import enqueue_message
 from hub.registry import Registry
 from hub.sdk import InboundEnvelope
@@ -81,7 +82,7 @@ class Pipeline:
         return len(envelopes)
 
     async def _process_one(self, session: AsyncSession, row: Envelope, now: datetime) -> None:
-        row_id, attempts = row.id, row.attempts
+        row_id, attempts, channel = row.id, row.attempts, row.channel
         try:
             async with session.begin_nested():
                 done = await self._apply(session, row, now)
@@ -92,6 +93,7 @@ class Pipeline:
                 row.ticket_number = done.ticket_number
                 row.message_id = done.message_id
                 session.add(row)
+            PROCESSED.labels(row.channel, "processed").inc()
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:2000]
             delay = self._backoff.delay(attempts + 1)
@@ -105,6 +107,7 @@ class Pipeline:
                     next_attempt_at=now + timedelta(seconds=delay),
                 )
             )
+            PROCESSED.labels(channel, "failed").inc()
             log.warning("envelope.failed", envelope=row_id, attempt=attempts + 1, error=error)
 
     async def _apply(self, session: AsyncSession, row: Envelope, now: datetime) -> Processed:

@@ -158,3 +158,10 @@ async def test_health_ready_openapi_and_docs(api: httpx.AsyncClient) -> None:
     assert "/channels/app/messages" in schema["paths"]
     assert "/api/v1/tickets/{number}/transitions" in schema["paths"]
     assert (await api.get("/docs")).status_code == 200
+
+
+async def test_metrics_count_intake_and_delivery(api: httpx.AsyncClient, ticket: str) -> None:
+    text = (await api.get("/metrics")).text
+    assert 'tongdao_envelopes_total{channel="app",result="stored"}' in text
+    assert 'tongdao_envelopes_processed_total{channel="app",result="processed"}' in text
+    assert 'tongdao_outbox_attempts_total{result="delivered",target="channel:app"}' in text
