@@ -8,10 +8,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run serve test lint format clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml examples/sms-gateway/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e examples/sms-gateway
 	touch $(STAMP)
 
 install: $(STAMP)

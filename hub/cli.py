@@ -238,30 +238,83 @@ def envelopes_list(
 
 @connectors_app.command("list")
 def connectors_list() -> None:
-    """Show installed connectors, whether they are enabled, and their SDK version."""
+    """Show installed connectors: package, version, capabilities, and health when enabled."""
     from hub.registry import discover
 
     settings = _settings()
-    table = Table("name", "package", "version", "sdk", "enabled", "capabilities")
-    for name, found in sorted(discover().items()):
-        caps = found.cls.capabilities
+    found = discover()
+    health = asyncio.run(_health(settings, [n for n in found if n in settings.connectors]))
+    table = Table("name", "kind", "package", "version", "sdk", "capabilities", "health")
+    for name, item in sorted(found.items()):
+        caps = getattr(item.cls, "capabilities", None)
+        state = health.get(name)
         table.add_row(
             name,
-            found.distribution or "?",
-            found.version or "?",
-            found.cls.sdk_version,
-            "yes" if name in settings.connectors else "no",
-            ", ".join(
-                k
-                for k, v in (
-                    ("in", caps.inbound),
-                    ("out", caps.outbound),
-                    ("attachments", caps.attachments),
-                )
-                if v
-            ),
+            item.kind,
+            item.distribution or "?",
+            item.version or "?",
+            item.cls.sdk_version,
+            caps.describe() if caps else "context lookup",
+            "not enabled" if state is None else ("ok" if state[0] else "FAILING") + f": {state[1]}",
         )
     console.print(table)
+
+
+@connectors_app.command("check")
+def connectors_check(name: Annotated[str, typer.Argument(help="the connector to check")]) -> None:
+    """Validate a connector's configuration and ask its peer whether it answers."""
+    settings = _settings()
+    if name not in settings.connectors:
+        console.print(f"[red]no [connectors.{name}] table in the configuration[/red]")
+        raise typer.Exit(2)
+    health = asyncio.run(_health(settings, [name]))
+    ok, detail = health[name]
+    console.print(f"{name}: configuration valid; peer {'ok' if ok else 'FAILING'}: {detail}")
+    if not ok:
+        raise typer.Exit(1)
+
+
+async def _health(settings: Settings, names: list[str]) -> dict[str, tuple[bool, str]]:
+    """Build the named connectors from the configuration (refusing bad config) and ask each
+    for its health."""
+    import httpx
+
+    from hub.registry import ConnectorError, Registry
+    from hub.sdk import ConnectorContext
+    from hub.testing.memory_ingest import InMemoryIngest
+    from ticket_core import SystemClock
+
+    wanted = {name: settings.connectors[name] for name in names}
+    async with httpx.AsyncClient(timeout=settings.outbox.http_timeout) as http:
+        try:
+            registry = Registry.from_config(
+                wanted,
+                lambda name: ConnectorContext(name, InMemoryIngest(), http, SystemClock()),
+            )
+        except ConnectorError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+        report = await registry.health()
+    return {name: (h.ok, h.detail) for name, h in report.items()}
+
+
+@connectors_app.command("new")
+def connectors_new(
+    name: Annotated[str, typer.Argument(help="the channel's name, e.g. kiosk")],
+    directory: Annotated[str, typer.Option("--dir", help="where to create the package")] = ".",
+) -> None:
+    """Scaffold a connector as its own package, with tests that already run the kit."""
+    from pathlib import Path
+
+    from hub.scaffold import ScaffoldError, create_connector_package
+
+    try:
+        target = create_connector_package(name, Path(directory))
+    except ScaffoldError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"created {target}")
+    console.print(f"next: pip install -e {target} && pytest {target}/tests")
 
 
 @app.command()

@@ -1,7 +1,8 @@
 """Connector discovery through the ``tongdao.connectors`` entry points, config, lifecycle, health.
 
 Built-in connectors are found exactly like third-party ones: through their package's entry
-points. A connector is enabled when the configuration has a ``[connectors.<name>]`` table.
+points. An entry point names either a ``ChannelConnector`` or a ``ContextProvider`` subclass.
+A connector is enabled when the configuration has a ``[connectors.<name>]`` table.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hub.sdk import ChannelConnector, ConnectorContext, Health, check_compatible
+from hub.sdk import (
+    ChannelConnector,
+    ConnectorContext,
+    ContextProvider,
+    Health,
+    check_compatible,
+)
 
 ENTRY_POINT_GROUP = "tongdao.connectors"
 
@@ -21,12 +28,19 @@ class ConnectorError(Exception):
     """A connector that cannot be used as configured; the text names the connector and why."""
 
 
+Plugin = ChannelConnector[Any] | ContextProvider[Any]
+
+
 @dataclass(frozen=True, slots=True)
 class Discovered:
     name: str
-    cls: type[ChannelConnector[Any]]
+    cls: type[ChannelConnector[Any]] | type[ContextProvider[Any]]
     distribution: str | None
     version: str | None
+
+    @property
+    def kind(self) -> str:
+        return "channel" if issubclass(self.cls, ChannelConnector) else "context"
 
 
 def discover() -> dict[str, Discovered]:
@@ -41,15 +55,16 @@ def _load(ep: EntryPoint) -> Discovered:
         cls = ep.load()
     except Exception as exc:
         raise ConnectorError(f"connector {ep.name!r} ({ep.value}) failed to import: {exc}") from exc
-    if not (isinstance(cls, type) and issubclass(cls, ChannelConnector)):
+    if not (isinstance(cls, type) and issubclass(cls, ChannelConnector | ContextProvider)):
         raise ConnectorError(
-            f"connector {ep.name!r} ({ep.value}) is not a hub.sdk.ChannelConnector subclass"
+            f"connector {ep.name!r} ({ep.value}) is neither a hub.sdk.ChannelConnector nor a "
+            "hub.sdk.ContextProvider subclass"
         )
     dist = ep.dist
     return Discovered(ep.name, cls, dist.name if dist else None, dist.version if dist else None)
 
 
-def build_config(name: str, cls: type[ChannelConnector[Any]], raw: dict[str, Any]) -> Any:
+def build_config(name: str, cls: type[Plugin], raw: dict[str, Any]) -> Any:
     try:
         return cls.Config.model_validate(raw)
     except ValidationError as exc:
@@ -61,10 +76,12 @@ def build_config(name: str, cls: type[ChannelConnector[Any]], raw: dict[str, Any
 
 
 class Registry:
-    """The connectors enabled in this process, by name."""
+    """The connectors enabled in this process, by name: channels and context providers."""
 
-    def __init__(self, connectors: dict[str, ChannelConnector[Any]] | None = None) -> None:
-        self._connectors = dict(connectors or {})
+    def __init__(self, plugins: dict[str, Plugin] | None = None) -> None:
+        plugins = dict(plugins or {})
+        self._connectors = {n: p for n, p in plugins.items() if isinstance(p, ChannelConnector)}
+        self._providers = {n: p for n, p in plugins.items() if isinstance(p, ContextProvider)}
 
     @classmethod
     def from_config(
@@ -75,7 +92,7 @@ class Registry:
     ) -> Registry:
         """Instantiate every configured connector; ``context_for(name)`` builds its context."""
         available = discover() if available is None else available
-        connectors: dict[str, ChannelConnector[Any]] = {}
+        connectors: dict[str, Plugin] = {}
         for name, raw in configured.items():
             if name not in available:
                 known = ", ".join(sorted(available)) or "none"
@@ -100,19 +117,29 @@ class Registry:
         return self._connectors.get(name)
 
     def items(self) -> list[tuple[str, ChannelConnector[Any]]]:
+        """The enabled channels."""
         return sorted(self._connectors.items())
 
+    def providers(self) -> list[tuple[str, ContextProvider[Any]]]:
+        return sorted(self._providers.items())
+
+    def pollers(self) -> list[tuple[str, ChannelConnector[Any]]]:
+        return [(n, c) for n, c in self.items() if c.poll_interval]
+
+    def _all(self) -> list[tuple[str, Plugin]]:
+        return sorted([*self._connectors.items(), *self._providers.items()])
+
     async def start(self) -> None:
-        for _, connector in self.items():
-            await connector.start()
+        for _, plugin in self._all():
+            await plugin.start()
 
     async def stop(self) -> None:
-        for _, connector in self.items():
-            await connector.stop()
+        for _, plugin in self._all():
+            await plugin.stop()
 
     async def health(self) -> dict[str, Health]:
         report: dict[str, Health] = {}
-        for name, connector in self.items():
+        for name, connector in self._all():
             try:
                 report[name] = await connector.health()
             except Exception as exc:

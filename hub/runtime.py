@@ -17,6 +17,7 @@ from hub.identity_key import load_identity_key
 from hub.ingest import EnvelopeStore
 from hub.outbox import Dispatcher
 from hub.pipeline import Pipeline
+from hub.polling import Pollers
 from hub.registry import Discovered, Registry
 from hub.sdk import ConnectorContext
 from hub.settings import Settings
@@ -62,6 +63,7 @@ class Hub:
             )
 
         self.registry = Registry.from_config(settings.connectors, context_for, available)
+        self.pollers = Pollers(self.sessions, self.registry, self.envelopes, self.clock)
         self._opened = False
 
     async def open(self, *, migrate: bool | None = None) -> Hub:
@@ -89,11 +91,12 @@ class Hub:
         await self.engine.dispose()
 
     async def work_once(self) -> int:
-        """One round of both workers; returns how many items were attempted."""
+        """One round of the pollers and both workers; returns how many items were handled."""
         batch = self.settings.worker.batch_size
+        polled = await self.pollers.poll_once()
         processed = await self.pipeline.process_once(batch)
         sent = await self.dispatcher.dispatch_once(batch)
-        return processed + sent
+        return polled + processed + sent
 
     async def run_workers(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; sleep on the wake event when there is nothing to do."""

@@ -7,7 +7,9 @@ from hub.sdk.connector import (
     ConnectorConfig,
     ConnectorContext,
     Health,
+    PollResult,
 )
+from hub.sdk.context import ContextProvider, ContextUnavailable, CustomerContext
 from hub.sdk.delivery import (
     DeliveryResult,
     DeliveryStatus,
@@ -31,6 +33,9 @@ __all__ = [
     "Clock",
     "ConnectorConfig",
     "ConnectorContext",
+    "ContextProvider",
+    "ContextUnavailable",
+    "CustomerContext",
     "DeliveryResult",
     "DeliveryStatus",
     "Health",
@@ -41,6 +46,7 @@ __all__ = [
     "Ingest",
     "IngestResult",
     "OutboundMessage",
+    "PollResult",
     "SignatureError",
     "check_compatible",
     "classify_exception",

@@ -1,8 +1,8 @@
 """The connector contract: one base class per plugin type, discovered through entry points.
 
-A ``ChannelConnector`` carries messages in and out for one channel. It receives a typed,
-validated config and a ``ConnectorContext`` with everything it may use of the hub; it never
-imports anything else of the hub.
+A ``ChannelConnector`` carries messages in and out for one channel; a ``ContextProvider``
+(``hub.sdk.context``) looks customers up. Each receives a typed, validated config and a
+``ConnectorContext`` with everything it may use of the hub, and imports nothing else of it.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ class Clock(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
+    """What a channel can carry, shown to operators and agents (``tongdao connectors list``)."""
+
     inbound: bool = True
     outbound: bool = True
     message_kinds: tuple[str, ...] = ("text",)
@@ -41,6 +43,25 @@ class Capabilities:
     max_attachment_bytes: int = 0
     reply_window: timedelta | None = None
     rate_limit_per_second: float | None = None
+
+    def describe(self) -> str:
+        parts = [name for name, on in (("in", self.inbound), ("out", self.outbound)) if on]
+        parts.append("kinds=" + "/".join(self.message_kinds))
+        if self.attachments:
+            parts.append(f"attachments<={self.max_attachment_bytes}B")
+        if self.reply_window is not None:
+            parts.append(f"reply window {self.reply_window.total_seconds() / 3600:g}h")
+        if self.rate_limit_per_second is not None:
+            parts.append(f"{self.rate_limit_per_second:g}/s")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    """What one poll found, and the cursor to poll from next time."""
+
+    envelopes: tuple[InboundEnvelope, ...]
+    cursor: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +85,15 @@ ConfigT = TypeVar("ConfigT", bound=ConnectorConfig)
 
 
 class ChannelConnector(ABC, Generic[ConfigT]):
-    """A channel: HTTP routes (mounted under ``/channels/<name>``), parsing, and sending."""
+    """A channel: inbound through HTTP routes (mounted under ``/channels/<name>``) or a poller,
+    parsing of what came in, and sending to the customer."""
 
     name: ClassVar[str]
     sdk_version: ClassVar[str] = SDK_VERSION
     Config: ClassVar[type[ConnectorConfig]]
     capabilities: ClassVar[Capabilities] = Capabilities()
+    poll_interval: ClassVar[float | None] = None
+    """Seconds between polls; set it (and override ``poll``) for a channel the hub must fetch."""
 
     def __init__(self, config: ConfigT, context: ConnectorContext) -> None:
         self.config = config
@@ -88,6 +112,13 @@ class ChannelConnector(ABC, Generic[ConfigT]):
     async def send(self, message: OutboundMessage) -> DeliveryResult:
         """Deliver one message. Never raise for the peer's behaviour: say delivered, retry or
         give up, and why."""
+
+    async def poll(self, cursor: str | None) -> PollResult:
+        """Fetch what arrived after ``cursor``. The hub stores every envelope, then the new
+        cursor; after a crash it polls again from the old cursor and the unique
+        ``(channel, external_id)`` key drops the repeats. Must not raise for the peer's
+        behaviour being slow or down: return no envelopes and the same cursor."""
+        return PollResult((), cursor)
 
     async def health(self) -> Health:
         return Health(ok=True, detail="no health check")

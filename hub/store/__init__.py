@@ -4,6 +4,7 @@ from hub.store.engine import SessionFactory, create_engine, session_factory
 from hub.store.migrate import current_revision, head_revision, is_up_to_date, upgrade
 from hub.store.tables import (
     ApiKey,
+    ConnectorCursor,
     Envelope,
     EnvelopeStatus,
     HubSetting,
@@ -13,6 +14,7 @@ from hub.store.tables import (
 
 __all__ = [
     "ApiKey",
+    "ConnectorCursor",
     "Envelope",
     "EnvelopeStatus",
     "HubSetting",

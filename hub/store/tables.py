@@ -93,3 +93,16 @@ class HubSetting(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=60)
     value: str
+
+
+class ConnectorCursor(SQLModel, table=True):
+    """How far a polling connector has read; leased so one process polls a source at a time."""
+
+    __tablename__ = "connector_cursor"
+
+    name: str = Field(primary_key=True, max_length=40)
+    cursor: str | None = None
+    next_poll_at: datetime = Field(sa_type=UTCDateTime)
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = None
+    updated_at: datetime = Field(sa_type=UTCDateTime)

@@ -11,9 +11,11 @@ import pytest
 
 from hub.auth import authenticate
 from hub.settings import DatabaseSettings
-from hub.store import create_engine, session_factory
+from hub.store import create_engine, head_revision, session_factory
+from hub.testing import free_port
 
 TONGDAO = str(Path(sys.executable).with_name("tongdao"))
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -37,7 +39,7 @@ def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[s
 def test_migrate_then_keys_create_prints_a_working_key_as_last_line(tmp_path: Path) -> None:
     migrated = run(tmp_path, "migrate")
     assert migrated.returncode == 0, migrated.stderr
-    assert "schema at revision 0001" in migrated.stdout
+    assert f"schema at revision {head_revision()}" in migrated.stdout
     created = run(tmp_path, "keys", "create", "--name", "ops-desk", "--role", "supervisor")
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip().splitlines()[-1]
@@ -75,16 +77,32 @@ def test_config_file_that_does_not_exist_is_named(tmp_path: Path) -> None:
     assert "missing.toml" in result.stdout
 
 
-def test_connectors_list_shows_the_builtin_app_connector(tmp_path: Path) -> None:
+def test_connectors_list_shows_installed_connectors_with_health(tmp_path: Path) -> None:
+    result = run(tmp_path, "connectors", "list", TONGDAO_CONNECTORS__APP__SECRET=SECRET)
+    assert result.returncode == 0, result.stderr
+    app = next(line for line in result.stdout.splitlines() if " app " in line)
+    assert "tongdao" in app and "ok: inbound only: no callback_url configured" in app
+    sms = next(line for line in result.stdout.splitlines() if " sms " in line)
+    assert "tongdao-sms-gateway" in sms and "not enabled" in sms
+
+
+def test_connectors_check_reports_a_dead_peer(tmp_path: Path) -> None:
     result = run(
         tmp_path,
         "connectors",
-        "list",
-        TONGDAO_CONNECTORS__APP__SECRET="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "check",
+        "app",
+        TONGDAO_CONNECTORS__APP__SECRET=SECRET,
+        TONGDAO_CONNECTORS__APP__CALLBACK_URL=f"http://127.0.0.1:{free_port()}/cb",
     )
-    assert result.returncode == 0, result.stderr
-    line = next(line for line in result.stdout.splitlines() if " app " in line)
-    assert "tongdao" in line and "yes" in line
+    assert result.returncode == 1
+    assert "app: configuration valid; peer FAILING: callback_url unreachable" in result.stdout
+
+
+def test_connectors_check_names_a_config_error(tmp_path: Path) -> None:
+    result = run(tmp_path, "connectors", "check", "app", TONGDAO_CONNECTORS__APP__SECRET="nope")
+    assert result.returncode == 2
+    assert "connectors.app.secret" in result.stdout
 
 
 @pytest.mark.parametrize(
