@@ -17,7 +17,8 @@ from typing import Any
 
 import structlog
 from sqlalchemy import or_
-from sqlmodel import select
+from sqlalchemy.orm import aliased
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.backoff import Backoff
@@ -102,13 +103,27 @@ class Dispatcher:
         now = self._clock.now()
         token = uuid.uuid4().hex
         lease = now + timedelta(seconds=self._settings.lease_seconds)
+        earlier = aliased(OutboxRow)
+        # A ticket's messages to one target leave in order: a row waits while an earlier one
+        # of the same ticket and target is still pending (in flight or backing off).
+        blocked = (
+            select(earlier.id)
+            .where(earlier.ticket_id == OutboxRow.ticket_id)
+            .where(earlier.target == OutboxRow.target)
+            .where(earlier.status == OutboxStatus.pending)
+            .where(col(earlier.id) < OutboxRow.id)
+            .exists()
+        )
         async with self._sessions() as session, session.begin():
             query = (
                 select(OutboxRow)
                 .where(OutboxRow.status == OutboxStatus.pending)
                 .where(OutboxRow.next_attempt_at <= now)
-                .where(or_(OutboxRow.locked_until.is_(None), OutboxRow.locked_until < now))  # type: ignore[union-attr]
-                .order_by(OutboxRow.id)  # type: ignore[arg-type]
+                .where(
+                    or_(col(OutboxRow.locked_until).is_(None), col(OutboxRow.locked_until) < now)
+                )
+                .where(~blocked)
+                .order_by(col(OutboxRow.id))
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )

@@ -215,3 +215,35 @@ async def test_drain_delivers_everything(
     await _open_tickets(hub, clock, 5)
     await drain(hub)
     assert len(receiver.received) == 5
+
+
+async def test_a_tickets_messages_leave_in_order_even_when_the_first_is_retrying(
+    hub: Hub, clock: ManualClock, receiver: SignedWebhookReceiver
+) -> None:
+    from hub.outbox import enqueue_message
+    from ticket_core import add_outbound, get_ticket, latest_reply_address
+
+    await _open_tickets(hub, clock, 2)
+    receiver.fail_with = 503
+    await hub.dispatcher.dispatch_once()  # both acknowledgements fail and back off
+    rows = await _rows(hub)
+    async with hub.sessions() as session, session.begin():
+        ticket = await get_ticket(session, rows[0].payload["ticket_number"], for_update=True)
+        reply = await add_outbound(
+            session,
+            ticket,
+            text="已处理",
+            author="agent:a",
+            purpose="reply",
+            reply_to=await latest_reply_address(session, ticket),
+            now=clock.now(),
+        )
+        enqueue_message(session, ticket, reply, clock.now())
+    receiver.fail_with = None
+    assert await hub.dispatcher.dispatch_once() == 0  # the reply waits behind its ack
+    clock.advance(seconds=2)
+    await drain(hub)
+    purposes = [(r["ticket_number"], r["purpose"]) for r in receiver.received]
+    first_ticket = rows[0].payload["ticket_number"]
+    assert [p for t, p in purposes if t == first_ticket] == ["acknowledgement", "reply"]
+    assert len(purposes) == 3
