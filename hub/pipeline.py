@@ -1,8 +1,10 @@
-"""Envelope → connector.parse → normalizer → ticket core, one transaction per batch.
+"""Envelope → connector.parse → normalizer → ticket core, one transaction per envelope.
 
-Each envelope is processed in its own savepoint, so one that fails is marked failed with its
-error and retried later while the rest of the batch goes through. The ticket message and the
-envelope's ``processed`` mark commit together: an envelope is never applied twice.
+The envelope is claimed (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), applied in a savepoint,
+and marked in the same transaction: ``processed`` together with its ticket message, so it is
+never applied twice, or ``failed`` with its error, to be retried later while the others go on.
+One envelope per transaction keeps a worker from holding the locks of one new customer while
+it waits for another's, which deadlocks two PostgreSQL workers whose batches share customers.
 """
 
 from __future__ import annotations
@@ -66,20 +68,22 @@ class Pipeline:
     async def process_once(self, limit: int = 50) -> int:
         """Claim and process up to ``limit`` due envelopes; returns how many were attempted."""
         now = self._clock.now()
-        async with self._sessions() as session, session.begin():
-            query = (
-                select(Envelope)
-                .where(col(Envelope.status).in_([EnvelopeStatus.pending, EnvelopeStatus.failed]))
-                .where(Envelope.next_attempt_at <= now)
-                .where(Envelope.attempts < self._max_attempts)
-                .order_by(col(Envelope.id))
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            envelopes = list((await session.exec(query)).all())
-            for row in envelopes:
+        query = (
+            select(Envelope)
+            .where(col(Envelope.status).in_([EnvelopeStatus.pending, EnvelopeStatus.failed]))
+            .where(Envelope.next_attempt_at <= now)
+            .where(Envelope.attempts < self._max_attempts)
+            .order_by(col(Envelope.id))
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        for done in range(limit):
+            async with self._sessions() as session, session.begin():
+                row = (await session.exec(query)).first()
+                if row is None:
+                    return done
                 await self._process_one(session, row, now)
-        return len(envelopes)
+        return limit
 
     async def _process_one(self, session: AsyncSession, row: Envelope, now: datetime) -> None:
         row_id, attempts, channel = row.id, row.attempts, row.channel

@@ -53,7 +53,9 @@ class OutboxSettings(BaseModel):
     max_attempts: int = Field(default=12, ge=1, description="attempts before dead-lettering")
     backoff_initial: float = Field(default=2.0, gt=0, description="seconds before the 2nd attempt")
     backoff_max: float = Field(default=3600.0, gt=0)
-    lease_seconds: float = Field(default=300.0, gt=0, description="a claimed row's lock")
+    lease_seconds: float = Field(
+        default=60.0, gt=0, description="a claimed row's lock; longer than any one send"
+    )
     concurrency: int = Field(default=16, ge=1)
     http_timeout: float = Field(default=10.0, gt=0)
 
