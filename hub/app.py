@@ -11,6 +11,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub.api import health_router, operations_router, tickets_router
+from hub.api.guard import ApiGuard
 from hub.runtime import Hub
 from hub.settings import Settings
 from ticket_core import Clock
@@ -57,6 +58,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.hub = hub
+    app.add_middleware(ApiGuard)
     app.include_router(health_router)
     app.include_router(tickets_router)
     app.include_router(operations_router)

@@ -76,7 +76,7 @@ def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
                 "an API key is required: Authorization: Bearer <key>",
                 headers={"www-authenticate": "Bearer"},
             )
-        async with request.app.state.hub.sessions() as session:
+        async with request.app.state.hub.reads() as session:
             principal = await authenticate(session, key.strip())
         if principal is None:
             raise HTTPException(

@@ -84,9 +84,15 @@ def worker() -> None:
 
 
 @app.command()
-def migrate() -> None:
+def migrate(
+    new_revision: Annotated[
+        str | None,
+        typer.Option("--new-revision", help="developers: write a migration for model changes"),
+    ] = None,
+) -> None:
     """Bring the database schema up to date."""
     from hub.store import create_engine, current_revision, upgrade
+    from hub.store.migrate import autogenerate
 
     settings = _settings()
 
@@ -94,6 +100,8 @@ def migrate() -> None:
         engine = create_engine(settings.database)
         try:
             await upgrade(engine)
+            if new_revision:
+                await autogenerate(engine, new_revision)
             return await current_revision(engine)
         finally:
             await engine.dispose()

@@ -29,6 +29,16 @@ REDACTED_KEYS = frozenset(
 )
 _PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")
+_CARD = re.compile(r"(?<!\d)(\d{4})(?:[ -]?\d){8,11}([ -]?\d{4})(?!\d)")
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(@[A-Za-z0-9.-]+)")
+
+
+def redact_text(text: str) -> str:
+    """Mask personal data that free text may carry: id and card numbers, phones, emails."""
+    text = _ID_NUMBER.sub(r"\1********\2", text)
+    text = _CARD.sub(r"\1 **** \2", text)
+    text = _PHONE.sub(r"\1****\2", text)
+    return _EMAIL.sub(r"\1***\2", text)
 
 
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -36,7 +46,7 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
         if key in REDACTED_KEYS:
             event[key] = "[redacted]"
         elif isinstance(event[key], str):
-            event[key] = _ID_NUMBER.sub(r"\1********\2", _PHONE.sub(r"\1****\2", event[key]))
+            event[key] = redact_text(event[key])
     return event
 
 

@@ -22,6 +22,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.backoff import Backoff
+from hub.logs import redact_text
 from hub.metrics import DELIVERIES
 from hub.registry import Registry
 from hub.sdk import DeliveryResult, DeliveryStatus, OutboundMessage
@@ -68,6 +69,7 @@ class _Claim:
     attempts: int
     target: str
     message: OutboundMessage
+    lease_until: datetime
 
 
 class Dispatcher:
@@ -85,20 +87,28 @@ class Dispatcher:
         self.backoff = Backoff(settings.backoff_initial, settings.backoff_max)
 
     async def dispatch_once(self, limit: int = 50) -> int:
-        """Claim and attempt up to ``limit`` due rows; returns how many were attempted."""
-        claims = await self._claim(limit)
-        if not claims:
-            return 0
-        semaphore = asyncio.Semaphore(self._settings.concurrency)
+        """Claim and attempt up to ``limit`` due rows; returns how many were attempted.
 
-        async def attempt(claim: _Claim) -> None:
-            async with semaphore:
-                result = await self._send(claim)
-            # Record at once: the fewer results wait, the fewer repeats after a crash.
-            await self._record(claim, result)
+        Claims are taken ``concurrency`` rows at a time and all sent at once, so no claimed
+        row waits for a free slot while its lease runs out.
+        """
+        attempted = 0
+        while attempted < limit:
+            claims = await self._claim(min(limit - attempted, self._settings.concurrency))
+            if not claims:
+                break
+            await asyncio.gather(*(self._attempt(claim) for claim in claims))
+            attempted += len(claims)
+            if len(claims) < self._settings.concurrency:
+                break
+        return attempted
 
-        await asyncio.gather(*(attempt(c) for c in claims))
-        return len(claims)
+    async def _attempt(self, claim: _Claim) -> None:
+        if self._clock.now() >= claim.lease_until:
+            return  # too late to send under this claim; another dispatcher may own the row
+        result = await self._send(claim)
+        # Record at once: the fewer results wait, the fewer repeats after a crash.
+        await self._record(claim, result)
 
     async def _claim(self, limit: int) -> list[_Claim]:
         now = self._clock.now()
@@ -115,9 +125,13 @@ class Dispatcher:
             .where(col(earlier.id) < OutboxRow.id)
             .exists()
         )
+        targets = [channel_target(name) for name, _ in self._registry.items()]
+        if not targets:
+            return []
         async with self._sessions() as session, session.begin():
             query = (
                 select(OutboxRow)
+                .where(col(OutboxRow.target).in_(targets))
                 .where(OutboxRow.status == OutboxStatus.pending)
                 .where(OutboxRow.next_attempt_at <= now)
                 .where(
@@ -136,7 +150,7 @@ class Dispatcher:
                 row.attempts += 1
                 session.add(row)
                 claims.append(
-                    _Claim(row.id, token, row.attempts, row.target, _outbound(row))  # type: ignore[arg-type]
+                    _Claim(row.id, token, row.attempts, row.target, _outbound(row), lease)  # type: ignore[arg-type]
                 )
         return claims
 
@@ -177,7 +191,7 @@ class Dispatcher:
                 row.last_error = _budget_note(result, row.attempts)
                 state = DeliveryState.failed
             else:
-                row.last_error = result.reason
+                row.last_error = redact_text(result.reason)
                 row.next_attempt_at = now + timedelta(
                     seconds=self.backoff.delay(row.attempts, result.retry_after)
                 )
@@ -192,14 +206,15 @@ class Dispatcher:
             target=claim.target,
             attempt=claim.attempts,
             result=result.status.value,
-            reason=result.reason or None,
+            reason=redact_text(result.reason) or None,
         )
 
 
 def _budget_note(result: DeliveryResult, attempts: int) -> str:
+    reason = redact_text(result.reason)
     if result.status == DeliveryStatus.give_up:
-        return f"gave up: {result.reason}"
-    return f"retry budget spent after {attempts} attempts; last error: {result.reason}"
+        return f"gave up: {reason}"
+    return f"retry budget spent after {attempts} attempts; last error: {reason}"
 
 
 def _outbound(row: OutboxRow) -> OutboundMessage:
@@ -215,14 +230,20 @@ def _outbound(row: OutboxRow) -> OutboundMessage:
     )
 
 
+class InFlight(Exception):
+    """The row is being sent right now; replaying it would send it twice."""
+
+
 async def replay(session: AsyncSession, row_id: int, now: datetime) -> OutboxRow | None:
     """Put a dead-lettered (or delivered) row back in the queue with a fresh retry budget.
 
     The idempotency key stays the same, so a peer that already has it can drop the repeat.
     """
-    row = await session.get(OutboxRow, row_id)
+    row = await session.get(OutboxRow, row_id, with_for_update=True)
     if row is None:
         return None
+    if row.status == OutboxStatus.pending and row.locked_until and row.locked_until > now:
+        raise InFlight(f"outbox row {row_id} is being sent now; replay it once that attempt ends")
     row.status = OutboxStatus.pending
     row.attempts = 0
     row.next_attempt_at = now

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
+from pydantic import ValidationError
 from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub import notices
 from hub.backoff import Backoff
+from hub.logs import redact_text
 from hub.metrics import PROCESSED
 from hub.outbox import enqueue_message
 from hub.registry import Registry
@@ -42,6 +44,18 @@ class ConnectorMissing(Exception):
     pass
 
 
+def describe_error(exc: Exception) -> str:
+    """The error as operators see it (stored, logged, shown on receipts): it names the problem
+    but never carries the message's content."""
+    if isinstance(exc, ValidationError):
+        fields = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+            for err in exc.errors(include_url=False, include_input=False)
+        )
+        return f"ValidationError: {fields}"[:2000]
+    return redact_text(f"{type(exc).__name__}: {exc}")[:2000]
+
+
 @dataclass(frozen=True, slots=True)
 class Processed:
     ticket_number: str | None
@@ -63,13 +77,21 @@ class Pipeline:
         self._identity_key = identity_key
         self._max_attempts = settings.worker.envelope_max_attempts
         self._reopen_window = timedelta(days=settings.tickets.reopen_window_days)
-        self._backoff = Backoff(initial=1.0, maximum=600.0)
+        self._backoff = Backoff(
+            settings.worker.envelope_backoff_initial, settings.worker.envelope_backoff_max
+        )
 
     async def process_once(self, limit: int = 50) -> int:
         """Claim and process up to ``limit`` due envelopes; returns how many were attempted."""
         now = self._clock.now()
+        # Only channels enabled here: a worker without a connector leaves its envelopes to
+        # one that has it, instead of spending their retries.
+        channels = [name for name, _ in self._registry.items()]
+        if not channels:
+            return 0
         query = (
             select(Envelope)
+            .where(col(Envelope.channel).in_(channels))
             .where(col(Envelope.status).in_([EnvelopeStatus.pending, EnvelopeStatus.failed]))
             .where(Envelope.next_attempt_at <= now)
             .where(Envelope.attempts < self._max_attempts)
@@ -99,7 +121,7 @@ class Pipeline:
                 session.add(row)
             PROCESSED.labels(row.channel, "processed").inc()
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:2000]
+            error = describe_error(exc)
             delay = self._backoff.delay(attempts + 1)
             await session.exec(
                 update(Envelope)

@@ -21,7 +21,14 @@ from hub.polling import Pollers
 from hub.registry import Discovered, Registry
 from hub.sdk import ConnectorContext
 from hub.settings import Settings
-from hub.store import SessionFactory, create_engine, is_up_to_date, session_factory, upgrade
+from hub.store import (
+    SessionFactory,
+    create_engine,
+    is_up_to_date,
+    read_session_factory,
+    session_factory,
+    upgrade,
+)
 from ticket_core import Clock, SystemClock
 
 log = structlog.get_logger(__name__)
@@ -49,6 +56,7 @@ class Hub:
         self.clock: Clock = clock or SystemClock()
         self.engine: AsyncEngine = create_engine(settings.database)
         self.sessions: SessionFactory = session_factory(self.engine)
+        self.reads: SessionFactory = read_session_factory(self.engine)
         self.wake = asyncio.Event()
         self.http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.outbox.http_timeout),

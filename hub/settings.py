@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -47,6 +47,8 @@ class WorkerSettings(BaseModel):
     poll_interval: float = Field(default=0.5, gt=0)
     batch_size: int = Field(default=50, ge=1, le=1000)
     envelope_max_attempts: int = Field(default=10, ge=1)
+    envelope_backoff_initial: float = Field(default=1.0, gt=0, description="seconds")
+    envelope_backoff_max: float = Field(default=3600.0, gt=0, description="seconds")
 
 
 class OutboxSettings(BaseModel):
@@ -58,6 +60,16 @@ class OutboxSettings(BaseModel):
     )
     concurrency: int = Field(default=16, ge=1)
     http_timeout: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> OutboxSettings:
+        # httpx applies the timeout to connect, write and read in turn.
+        if self.lease_seconds < 3 * self.http_timeout:
+            raise ValueError(
+                f"outbox.lease_seconds ({self.lease_seconds:g}) must be at least three times "
+                f"outbox.http_timeout ({self.http_timeout:g}), or a slow send outlives its claim"
+            )
+        return self
 
 
 class SecuritySettings(BaseModel):
@@ -115,7 +127,3 @@ class Settings(BaseSettings):
                 raise FileNotFoundError(f"TONGDAO_CONFIG names {path!r}, which is not a file")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
-
-
-def load_settings(**overrides: Any) -> Settings:
-    return Settings(**overrides)

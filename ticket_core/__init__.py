@@ -2,7 +2,7 @@
 
 from ticket_core.audit import verify_chain
 from ticket_core.clock import Clock, ManualClock, SystemClock
-from ticket_core.errors import IllegalTransition, NotDeliverable, TicketCoreError, TicketNotFound
+from ticket_core.errors import IllegalTransition, TicketCoreError, TicketNotFound
 from ticket_core.intake import IdentityClaim, IncomingAttachment, IncomingMessage
 from ticket_core.lifecycle import TRANSITIONS, TransitionRequest, check_transition
 from ticket_core.models import (
@@ -49,7 +49,6 @@ __all__ = [
     "Kind",
     "ManualClock",
     "Message",
-    "NotDeliverable",
     "Outcome",
     "Priority",
     "Status",

@@ -70,6 +70,19 @@ async def resolve_customer(
     return customer
 
 
+async def _owner(session: AsyncSession, kind: str, digest: str) -> int | None:
+    row = (
+        await session.exec(
+            select(CustomerIdentity.customer_id).where(
+                CustomerIdentity.kind == kind,
+                CustomerIdentity.value_hash == digest,
+                CustomerIdentity.verified == True,  # noqa: E712
+            )
+        )
+    ).first()
+    return row
+
+
 async def _remember(
     session: AsyncSession,
     key: bytes,
@@ -89,6 +102,10 @@ async def _remember(
     for claim in claims:
         digest = identity_hash(key, claim.kind, claim.value)
         if (claim.kind, digest) in known:
+            continue
+        if claim.verified and await _owner(session, claim.kind, digest) is not None:
+            # Verified elsewhere: joining two customers is an explicit, audited merge,
+            # never a side effect of a message.
             continue
         session.add(
             CustomerIdentity(

@@ -19,7 +19,3 @@ class IllegalTransition(TicketCoreError):
         self.current = current
         self.target = target
         self.reason = reason
-
-
-class NotDeliverable(TicketCoreError):
-    """An outbound message has nowhere to go (no channel address for the customer)."""

@@ -77,8 +77,3 @@ def check_transition(ticket: Ticket, request: TransitionRequest) -> None:
         and ticket.regulator_feedback_acknowledged_at is None
     ):
         raise refuse("a regulator transfer cannot close before its result feedback is acknowledged")
-
-
-def is_open(status: Status | str) -> bool:
-    """Whether new customer messages should thread onto a ticket in this status."""
-    return Status(status) not in {Status.closed}

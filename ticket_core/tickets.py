@@ -341,16 +341,8 @@ async def mark_delivery(
     session.add(message)
 
 
-async def acknowledge_regulator_feedback(
-    session: AsyncSession, ticket: Ticket, *, actor: str, now: datetime
-) -> None:
-    ticket.regulator_feedback_acknowledged_at = now
-    audit.record(session, ticket, actor=actor, action="regulator.feedback_acknowledged", at=now)
-
-
 __all__ = [
     "Intake",
-    "acknowledge_regulator_feedback",
     "add_note",
     "add_outbound",
     "format_number",

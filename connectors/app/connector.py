@@ -9,6 +9,7 @@ from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
 
 from connectors.app.models import AppCallback, AppMessageIn
 from hub.sdk import (
+    MIB,
     Attachment,
     BodyTooLarge,
     Capabilities,
@@ -21,6 +22,7 @@ from hub.sdk import (
     InboundMessage,
     OutboundMessage,
     SignatureError,
+    decode_secret,
     error_response,
     post_json,
     read_limited_body,
@@ -28,9 +30,6 @@ from hub.sdk import (
     validation_errors,
     verify,
 )
-from hub.sdk.signing import decode_secret
-
-MIB = 1024 * 1024
 
 
 class AppConfig(ConnectorConfig):
@@ -42,7 +41,9 @@ class AppConfig(ConnectorConfig):
         default=None, description="where messages for app users are delivered"
     )
     max_body_bytes: int = Field(default=MIB, gt=0, le=16 * MIB)
-    timestamp_tolerance_seconds: int = Field(default=300, gt=0, le=3600)
+    timestamp_tolerance_seconds: int = Field(
+        default=300, gt=0, le=300, description="the contract refuses anything over 5 minutes"
+    )
 
     @field_validator("secret", "previous_secrets")
     @classmethod

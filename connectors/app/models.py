@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_ATTACHMENTS = 5
+# C0 controls but tab, newline and carriage return; PostgreSQL cannot store NUL in text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class AppAttachment(BaseModel):
@@ -34,6 +37,13 @@ class AppMessageIn(BaseModel):
     """A message a customer wrote in the bank's app, as the app's backend pushes it."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    @field_validator("user_id", "text", "phone", "name", "ticket_number")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        if value is not None and _CONTROL.search(value):
+            raise ValueError("control characters (such as NUL) are not allowed")
+        return value
 
     user_id: str = Field(min_length=1, max_length=128)
     text: str = Field(min_length=1, max_length=20000)

@@ -4,24 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from sqlmodel import col, select
 
 from hub import outbox
+from hub.api.dependencies import hub_of
 from hub.api.schemas import EnvelopeOut, OutboxOut, ReceiptOut
 from hub.auth import Principal, Role, require
-from hub.runtime import Hub
 from hub.store import Envelope, EnvelopeStatus, OutboxRow, OutboxStatus
 
 router = APIRouter(prefix="/api/v1", tags=["operations"])
 
 Reader = Annotated[Principal, Depends(require(*Role))]
+ReceiptParam = Annotated[str, Path(pattern=r"^rcpt_[A-Za-z0-9_-]{1,60}$")]
+RowId = Annotated[int, Path(ge=1, le=2**62)]
 Admin = Annotated[Principal, Depends(require(Role.admin))]
 Operator = Annotated[Principal, Depends(require(Role.admin, Role.integrator))]
-
-
-def _hub(request: Request) -> Hub:
-    return request.app.state.hub
 
 
 @router.get(
@@ -30,17 +28,22 @@ def _hub(request: Request) -> Hub:
     tags=["channels"],
     summary="What became of a pushed message",
 )
-async def read_receipt(receipt: str, request: Request, _: Reader) -> ReceiptOut:
-    async with _hub(request).sessions() as session:
+async def read_receipt(receipt: ReceiptParam, request: Request, _: Reader) -> ReceiptOut:
+    async with hub_of(request).reads() as session:
         row = (await session.exec(select(Envelope).where(Envelope.receipt == receipt))).first()
     if row is None:
         raise HTTPException(404, f"no receipt {receipt!r}")
-    status = {"processed": "processed", "failed": "failed"}.get(row.status, "pending")
+    if row.status == EnvelopeStatus.processed:
+        status = "processed"
+    elif row.attempts >= hub_of(request).settings.worker.envelope_max_attempts:
+        status = "failed"  # retries spent: an operator must act; until then it is pending
+    else:
+        status = "pending"
     return ReceiptOut(
         receipt=row.receipt,
-        status=status,
-        ticket_number=row.ticket_number,  # type: ignore[arg-type]
-        error=row.last_error if status == "failed" else None,
+        status=status,  # type: ignore[arg-type]
+        ticket_number=row.ticket_number,
+        error=row.last_error,
     )
 
 
@@ -54,7 +57,7 @@ async def list_envelopes(
     query = select(Envelope).order_by(col(Envelope.id).desc()).limit(limit)
     if status is not None:
         query = query.where(Envelope.status == status)
-    async with _hub(request).sessions() as session:
+    async with hub_of(request).reads() as session:
         rows = (await session.exec(query)).all()
     return [EnvelopeOut.model_validate(r, from_attributes=True) for r in rows]
 
@@ -64,8 +67,8 @@ async def list_envelopes(
     response_model=EnvelopeOut,
     summary="Process a failed envelope again now, with a fresh retry budget",
 )
-async def retry_envelope(envelope_id: int, request: Request, _: Admin) -> EnvelopeOut:
-    hub = _hub(request)
+async def retry_envelope(envelope_id: RowId, request: Request, _: Admin) -> EnvelopeOut:
+    hub = hub_of(request)
     async with hub.sessions() as session, session.begin():
         row = await session.get(Envelope, envelope_id)
         if row is None:
@@ -89,7 +92,7 @@ async def list_outbox(
     query = select(OutboxRow).order_by(col(OutboxRow.id).desc()).limit(limit)
     if status is not None:
         query = query.where(OutboxRow.status == status)
-    async with _hub(request).sessions() as session:
+    async with hub_of(request).reads() as session:
         rows = (await session.exec(query)).all()
     return [OutboxOut.model_validate(r, from_attributes=True) for r in rows]
 
@@ -99,10 +102,13 @@ async def list_outbox(
     response_model=OutboxOut,
     summary="Send a delivery again (same idempotency key, fresh retry budget)",
 )
-async def replay_row(row_id: int, request: Request, _: Admin) -> OutboxOut:
-    hub = _hub(request)
+async def replay_row(row_id: RowId, request: Request, _: Admin) -> OutboxOut:
+    hub = hub_of(request)
     async with hub.sessions() as session, session.begin():
-        row = await outbox.replay(session, row_id, hub.clock.now())
+        try:
+            row = await outbox.replay(session, row_id, hub.clock.now())
+        except outbox.InFlight as exc:
+            raise HTTPException(409, str(exc)) from None
         if row is None:
             raise HTTPException(404, f"no outbox row {row_id}")
     hub.wake.set()
@@ -111,7 +117,7 @@ async def replay_row(row_id: int, request: Request, _: Admin) -> OutboxOut:
 
 @router.get("/connectors", summary="Enabled connectors and their health")
 async def connectors(request: Request, _: Operator) -> list[dict[str, Any]]:
-    hub = _hub(request)
+    hub = hub_of(request)
     health = await hub.registry.health()
     return [
         {

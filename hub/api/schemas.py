@@ -182,7 +182,9 @@ class ReceiptOut(BaseModel):
     receipt: str
     status: Literal["pending", "processed", "failed"]
     ticket_number: str | None
-    error: str | None = None
+    error: str | None = Field(
+        default=None, description="the last processing error, while retrying or after"
+    )
 
 
 class OutboxOut(BaseModel):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from hub.api.dependencies import hub_of
 from hub.api.schemas import (
     MessageAccepted,
     NoteIn,
@@ -42,11 +43,8 @@ from ticket_core import (
 router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
 
 Staff = Annotated[Principal, Depends(require(*STAFF))]
+TicketNumber = Annotated[str, Path(pattern=r"^[A-Z]{2,6}-\d{8}-\d{6,12}$")]
 Writer = Annotated[Principal, Depends(require(*WRITERS))]
-
-
-def _hub(request: Request) -> Hub:
-    return request.app.state.hub
 
 
 async def _load(session: AsyncSession, number: str, *, for_update: bool = False) -> Ticket:
@@ -81,14 +79,14 @@ async def list_tickets(
     status: Annotated[Status | None, Query()] = None,
     channel: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> TicketPage:
     query = select(Ticket)
     if status is not None:
         query = query.where(Ticket.status == status)
     if channel is not None:
         query = query.where(Ticket.channel == channel)
-    async with _hub(request).sessions() as session:
+    async with hub_of(request).reads() as session:
         total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
         rows = (
             await session.exec(query.order_by(col(Ticket.id).desc()).limit(limit).offset(offset))
@@ -112,15 +110,15 @@ async def list_tickets(
 @router.get(
     "/{number}", response_model=TicketOut, summary="One ticket with its messages and clocks"
 )
-async def read_ticket(number: str, request: Request, _: Staff) -> TicketOut:
-    hub = _hub(request)
-    async with hub.sessions() as session:
+async def read_ticket(number: TicketNumber, request: Request, _: Staff) -> TicketOut:
+    hub = hub_of(request)
+    async with hub.reads() as session:
         return await _view(session, hub, await _load(session, number))
 
 
 @router.get("/{number}/audit", summary="The ticket's audit trail, oldest first")
-async def read_audit(number: str, request: Request, _: Staff) -> list[dict[str, object]]:
-    async with _hub(request).sessions() as session:
+async def read_audit(number: TicketNumber, request: Request, _: Staff) -> list[dict[str, object]]:
+    async with hub_of(request).reads() as session:
         ticket = await _load(session, number)
         events = (
             await session.exec(
@@ -139,13 +137,21 @@ async def read_audit(number: str, request: Request, _: Staff) -> list[dict[str, 
     summary="Reply to the customer on the ticket's channel",
     responses={409: {"description": "the ticket is closed"}},
 )
-async def reply(number: str, body: ReplyIn, request: Request, who: Writer) -> MessageAccepted:
-    hub = _hub(request)
+async def reply(
+    number: TicketNumber, body: ReplyIn, request: Request, who: Writer
+) -> MessageAccepted:
+    hub = hub_of(request)
     now = hub.clock.now()
     async with hub.sessions() as session, session.begin():
         ticket = await _load(session, number, for_update=True)
         if ticket.status == Status.closed:
             raise HTTPException(409, f"ticket {number} is closed; a reply cannot be sent")
+        if ticket.status == Status.under_review:
+            raise HTTPException(
+                409,
+                f"ticket {number} is under review; nothing goes to the customer until a "
+                "reviewer approves or sends it back (internal notes are allowed)",
+            )
         address = await latest_reply_address(session, ticket)
         message = await add_outbound(
             session,
@@ -167,8 +173,10 @@ async def reply(number: str, body: ReplyIn, request: Request, who: Writer) -> Me
     response_model=MessageAccepted,
     summary="Add an internal note; never sent to the customer",
 )
-async def note(number: str, body: NoteIn, request: Request, who: Writer) -> MessageAccepted:
-    hub = _hub(request)
+async def note(
+    number: TicketNumber, body: NoteIn, request: Request, who: Writer
+) -> MessageAccepted:
+    hub = hub_of(request)
     async with hub.sessions() as session, session.begin():
         ticket = await _load(session, number, for_update=True)
         message = await add_note(
@@ -183,10 +191,12 @@ async def note(number: str, body: NoteIn, request: Request, who: Writer) -> Mess
     summary="Move the ticket in its lifecycle",
     responses={409: {"description": "the move is not allowed; `detail` names the rule"}},
 )
-async def move(number: str, body: TransitionIn, request: Request, who: Writer) -> TicketOut:
+async def move(
+    number: TicketNumber, body: TransitionIn, request: Request, who: Writer
+) -> TicketOut:
     if body.approve_review and who.role not in (Role.supervisor, Role.admin):
         raise HTTPException(403, "only a supervisor may approve an outcome under review")
-    hub = _hub(request)
+    hub = hub_of(request)
     async with hub.sessions() as session, session.begin():
         ticket = await _load(session, number, for_update=True)
         try:

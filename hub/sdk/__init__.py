@@ -19,12 +19,20 @@ from hub.sdk.delivery import (
     post_json,
 )
 from hub.sdk.envelope import InboundEnvelope, Ingest, IngestResult
-from hub.sdk.http import BodyTooLarge, error_response, read_limited_body, validation_errors
+from hub.sdk.http import MIB, BodyTooLarge, error_response, read_limited_body, validation_errors
 from hub.sdk.message import Attachment, Identity, InboundMessage
-from hub.sdk.signing import SignatureError, generate_secret, sign, signed_headers, verify
+from hub.sdk.signing import (
+    SignatureError,
+    decode_secret,
+    generate_secret,
+    sign,
+    signed_headers,
+    verify,
+)
 from hub.sdk.version import SDK_VERSION, IncompatibleConnector, check_compatible
 
 __all__ = [
+    "MIB",
     "SDK_VERSION",
     "Attachment",
     "BodyTooLarge",
@@ -51,6 +59,7 @@ __all__ = [
     "check_compatible",
     "classify_exception",
     "classify_response",
+    "decode_secret",
     "error_response",
     "generate_secret",
     "post_json",

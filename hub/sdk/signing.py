@@ -80,7 +80,7 @@ def verify(
     assert msg_id and stamp and signature
     if len(msg_id) > 200:
         raise SignatureError("webhook-id is longer than 200 characters")
-    if not (stamp.isascii() and stamp.isdigit()):
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
         raise SignatureError("webhook-timestamp is not unix seconds")
     timestamp = int(stamp)
     skew = now.timestamp() - timestamp

@@ -1,6 +1,11 @@
 """Storage: engine and sessions, the hub's tables, and the migrations that own the schema."""
 
-from hub.store.engine import SessionFactory, create_engine, session_factory
+from hub.store.engine import (
+    SessionFactory,
+    create_engine,
+    read_session_factory,
+    session_factory,
+)
 from hub.store.migrate import current_revision, head_revision, is_up_to_date, upgrade
 from hub.store.tables import (
     ApiKey,
@@ -25,6 +30,7 @@ __all__ = [
     "current_revision",
     "head_revision",
     "is_up_to_date",
+    "read_session_factory",
     "session_factory",
     "upgrade",
 ]

@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hub.settings import DatabaseSettings
 
 SessionFactory = async_sessionmaker[AsyncSession]
+_READ_ONLY = "tongdao_read_only"
 
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
@@ -20,7 +21,10 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(settings, url)
     kwargs: dict[str, Any] = {"pool_size": settings.pool_size, "max_overflow": settings.pool_size}
-    return create_async_engine(url, echo=settings.echo, pool_pre_ping=True, **kwargs)
+    # hide_parameters: bound values (message text, identities) never reach error strings.
+    return create_async_engine(
+        url, echo=settings.echo, pool_pre_ping=True, hide_parameters=True, **kwargs
+    )
 
 
 def _sqlite_engine(settings: DatabaseSettings, url: Any) -> AsyncEngine:
@@ -28,7 +32,11 @@ def _sqlite_engine(settings: DatabaseSettings, url: Any) -> AsyncEngine:
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(
-        url, echo=settings.echo, connect_args={"timeout": 30}, pool_size=settings.pool_size
+        url,
+        echo=settings.echo,
+        connect_args={"timeout": 30},
+        pool_size=settings.pool_size,
+        hide_parameters=True,
     )
     synchronous = settings.sqlite_synchronous
 
@@ -48,10 +56,23 @@ def _sqlite_engine(settings: DatabaseSettings, url: Any) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers (``read_session_factory``) begin deferred, so WAL lets them run beside the
+        # writer instead of queueing for its lock.
+        reading = connection.get_execution_options().get(_READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
     return engine
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+def read_session_factory(engine: AsyncEngine) -> SessionFactory:
+    """Sessions that only read. On SQLite they do not take the write lock; writing through
+    one fails there rather than silently racing the writer."""
+    return async_sessionmaker(
+        engine.execution_options(**{_READ_ONLY: True}),
+        class_=AsyncSession,
+        expire_on_commit=False,
+    )

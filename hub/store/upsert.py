@@ -9,6 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 
 def dialect_insert(session: AsyncSession, table: Any) -> Any:
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    module = postgresql if dialect == "postgresql" else sqlite
+    if session.bind is None:
+        raise RuntimeError("the session is not bound to an engine")
+    module = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     return module.insert(table)

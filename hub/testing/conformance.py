@@ -43,11 +43,7 @@ from hub.testing.memory_ingest import InMemoryIngest
 from hub.testing.peer import PeerAnswer, ScriptedPeer
 from hub.testing.server import free_port
 from normalizer import normalize
-
-
-class RealClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
+from ticket_core import SystemClock
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +141,7 @@ class Kit:
 
 
 def _context(name: str, ingest: InMemoryIngest, http: httpx.AsyncClient) -> ConnectorContext:
-    return ConnectorContext(name=name, ingest=ingest, http=http, clock=RealClock())
+    return ConnectorContext(name=name, ingest=ingest, http=http, clock=SystemClock())
 
 
 class ConnectorConformance:

@@ -54,6 +54,7 @@ class AppHarness(HttpConnectorHarness):
             _request({"text": "no user"}, now, description="no user_id"),
             _request({"user_id": "u", "text": ""}, now, description="empty text"),
             _request({"user_id": "u", "text": "x" * 20001}, now, description="text too long"),
+            _request({"user_id": "u", "text": "a\u0000b"}, now, description="NUL in text"),
             _request([1, 2], now, description="a JSON array"),  # type: ignore[arg-type]
             _request(
                 {"user_id": "u", "text": "hi"},

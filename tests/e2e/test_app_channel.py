@@ -280,3 +280,27 @@ async def test_api_requires_a_valid_key_and_the_right_role(
     assert refused.status_code == 403
     assert "auditor" in refused.json()["detail"]
     assert await _count(hub, OutboxRow) == 1
+
+
+async def test_receipt_stays_pending_with_the_error_while_retries_remain(
+    api: httpx.AsyncClient, hub: Hub, clock: ManualClock, make_key
+) -> None:
+    from hub.sdk import InboundEnvelope
+
+    result = await hub.envelopes.accept(
+        InboundEnvelope("app", "broken", b'{"user_id": "u"}', "application/json", clock.now())
+    )
+    await hub.pipeline.process_once()
+    headers = await make_key(Role.integrator)
+    state = (await api.get(f"/api/v1/receipts/{result.receipt}", headers=headers)).json()
+    assert state["status"] == "pending"
+    assert state["error"] == "ValidationError: text: Field required"
+
+
+async def test_nul_character_is_refused_with_422(
+    api: httpx.AsyncClient, hub: Hub, clock: ManualClock
+) -> None:
+    response = await push(api, app_message("投诉\u0000内容"), clock.now())
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "text"
+    assert await _count(hub, Envelope) == 0

@@ -182,7 +182,7 @@ def hub_env(
         # the drill finishes, yet far longer than one local delivery takes.
         TONGDAO_OUTBOX__LEASE_SECONDS=str(lease),
         TONGDAO_OUTBOX__BACKOFF_INITIAL="0.5",
-        TONGDAO_OUTBOX__HTTP_TIMEOUT="5",
+        TONGDAO_OUTBOX__HTTP_TIMEOUT=str(lease / 3),  # a lease must outlast a send
         TONGDAO_LOG__LEVEL="WARNING",
     )
     return env

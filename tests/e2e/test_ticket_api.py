@@ -165,3 +165,52 @@ async def test_metrics_count_intake_and_delivery(api: httpx.AsyncClient, ticket:
     assert 'tongdao_envelopes_total{channel="app",result="stored"}' in text
     assert 'tongdao_envelopes_processed_total{channel="app",result="processed"}' in text
     assert 'tongdao_outbox_attempts_total{result="delivered",target="channel:app"}' in text
+
+
+async def test_api_refuses_a_keyless_request_before_reading_its_body(
+    api: httpx.AsyncClient,
+) -> None:
+    response = await api.post("/api/v1/tickets/TD-1/replies", content=b"{not json")
+    assert response.status_code == 401
+    assert "API key is required" in response.json()["detail"]
+
+
+async def test_api_refuses_a_body_over_the_cap(api: httpx.AsyncClient, make_key) -> None:
+    agent = await make_key(Role.agent)
+    big = b'{"text": "' + b"x" * (300 * 1024) + b'"}'
+    response = await api.post("/api/v1/tickets/TD-1/replies", content=big, headers=agent)
+    assert response.status_code == 413
+
+    async def chunks():
+        for _ in range(300):
+            yield b"x" * 1024
+
+    streamed = await api.post("/api/v1/tickets/TD-1/replies", content=chunks(), headers=agent)
+    assert streamed.status_code == 413
+
+
+async def test_reply_while_under_review_is_refused(
+    api: httpx.AsyncClient, ticket: str, make_key
+) -> None:
+    agent = await make_key(Role.agent)
+    await _move(api, ticket, agent, to="in_progress")
+    await _move(api, ticket, agent, to="under_review", outcome="rejected")
+    response = await api.post(
+        f"/api/v1/tickets/{ticket}/replies", json={"text": "驳回"}, headers=agent
+    )
+    assert response.status_code == 409
+    assert "under review" in response.json()["detail"]
+
+
+async def test_odd_path_parameters_get_4xx_not_5xx(api: httpx.AsyncClient, make_key) -> None:
+    admin = await make_key(Role.admin)
+    for path in (
+        "/api/v1/tickets/%00",
+        "/api/v1/receipts/a%00",
+        "/api/v1/outbox/99999999999999999999/replay",
+    ):
+        method = api.post if path.endswith("replay") else api.get
+        response = await method(path, headers=admin)
+        assert 400 <= response.status_code < 500, (path, response.status_code)
+    huge = await api.get("/api/v1/tickets", params={"offset": 10**20}, headers=admin)
+    assert huge.status_code == 422

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
 from sqlmodel import col, select
 
 from hub.runtime import Hub
@@ -247,3 +248,13 @@ async def test_a_tickets_messages_leave_in_order_even_when_the_first_is_retrying
     first_ticket = rows[0].payload["ticket_number"]
     assert [p for t, p in purposes if t == first_ticket] == ["acknowledgement", "reply"]
     assert len(purposes) == 3
+
+
+async def test_replaying_a_row_that_is_being_sent_is_refused(hub: Hub, clock: ManualClock) -> None:
+    from hub.outbox import InFlight, replay
+
+    await _open_tickets(hub, clock, 1)
+    (claim,) = await hub.dispatcher._claim(10)
+    async with hub.sessions() as session, session.begin():
+        with pytest.raises(InFlight, match="being sent now"):
+            await replay(session, claim.row_id, clock.now())

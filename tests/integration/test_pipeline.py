@@ -89,14 +89,14 @@ async def test_failing_envelope_is_marked_failed_and_does_not_block_the_others(
     hub: Hub, clock: ManualClock
 ) -> None:
     await hub.envelopes.accept(_envelope(clock, "a", app_message(user_id="u-a")))
-    await hub.envelopes.accept(_envelope(clock, "orphan", b"{}", channel="kiosk"))
+    await hub.envelopes.accept(_envelope(clock, "broken", b'{"user_id": "u"}'))
     await hub.envelopes.accept(_envelope(clock, "b", app_message(user_id="u-b")))
     assert await hub.pipeline.process_once() == 3
     statuses = {e.external_id: (e.status, e.attempts, e.last_error) for e in await _envelopes(hub)}
     assert statuses["a"][0] == statuses["b"][0] == EnvelopeStatus.processed
-    status, attempts, error = statuses["orphan"]
+    status, attempts, error = statuses["broken"]
     assert (status, attempts) == (EnvelopeStatus.failed, 1)
-    assert "no enabled connector for channel 'kiosk'" in (error or "")
+    assert error == "ValidationError: text: Field required"
     async with hub.sessions() as session:
         assert len((await session.exec(select(Ticket))).all()) == 2
 
@@ -104,7 +104,7 @@ async def test_failing_envelope_is_marked_failed_and_does_not_block_the_others(
 async def test_failed_envelope_is_retried_with_backoff_and_never_vanishes(
     hub: Hub, clock: ManualClock
 ) -> None:
-    await hub.envelopes.accept(_envelope(clock, "orphan", b"{}", channel="kiosk"))
+    await hub.envelopes.accept(_envelope(clock, "broken", b'{"user_id": "u"}'))
     assert await hub.pipeline.process_once() == 1
     assert await hub.pipeline.process_once() == 0  # not due yet
     clock.advance(seconds=1)
@@ -117,11 +117,29 @@ async def test_failed_envelope_is_retried_with_backoff_and_never_vanishes(
     assert envelope.next_attempt_at == clock.now() + timedelta(seconds=4)
     # After the budget the envelope stays, failed and visible, until an operator retries it.
     for _ in range(20):
-        clock.advance(minutes=15)
+        clock.advance(hours=2)
         await hub.pipeline.process_once()
     (envelope,) = await _envelopes(hub)
     assert envelope.status == EnvelopeStatus.failed
     assert envelope.attempts == hub.settings.worker.envelope_max_attempts
+
+
+async def test_envelope_of_a_channel_not_enabled_here_waits_untouched(
+    hub: Hub, clock: ManualClock
+) -> None:
+    await hub.envelopes.accept(_envelope(clock, "k-1", b"{}", channel="kiosk"))
+    assert await hub.pipeline.process_once() == 0
+    (envelope,) = await _envelopes(hub)
+    assert (envelope.status, envelope.attempts) == (EnvelopeStatus.pending, 0)
+
+
+async def test_failure_reason_never_carries_the_message_text(hub: Hub, clock: ManualClock) -> None:
+    body = b'{"user_id": "u", "text": 12345678901234567}'
+    await hub.envelopes.accept(_envelope(clock, "pii", body))
+    await hub.pipeline.process_once()
+    (envelope,) = await _envelopes(hub)
+    assert "12345678901234567" not in (envelope.last_error or "")
+    assert envelope.last_error == "ValidationError: text: Input should be a valid string"
 
 
 async def test_envelope_with_unparseable_body_fails_with_its_error(

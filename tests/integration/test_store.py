@@ -107,3 +107,31 @@ async def test_generated_identity_key_is_shared_by_every_process(database_url: s
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_verified_identity_owned_by_another_customer_is_not_taken_over(
+    database_url: str,
+) -> None:
+    from ticket_core import IdentityClaim
+    from ticket_core.customers import resolve_customer
+
+    engine = create_engine(DatabaseSettings(url=database_url))
+    sessions = session_factory(engine)
+    now, key = ManualClock().now(), b"k" * 32
+    a = IdentityClaim("app_user", "A", "A***", True)
+    x = IdentityClaim("wechat_openid", "X", "X***", True)
+    try:
+        async with sessions() as session, session.begin():
+            first = await resolve_customer(
+                session, key, (a,), display_name=None, phone_masked=None, now=now
+            )
+            second = await resolve_customer(
+                session, key, (x,), display_name=None, phone_masked=None, now=now
+            )
+        async with sessions() as session, session.begin():
+            both = await resolve_customer(
+                session, key, (a, x), display_name=None, phone_masked=None, now=now
+            )
+        assert both.id == first.id != second.id
+    finally:
+        await engine.dispose()

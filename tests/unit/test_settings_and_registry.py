@@ -263,3 +263,8 @@ def test_check_compatible_accepts_the_current_version() -> None:
 
 def test_check_compatible_accepts_an_older_minor_of_the_same_major() -> None:
     check_compatible("app", "1.0", provided="1.3")
+
+
+def test_outbox_lease_shorter_than_three_timeouts_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"lease_seconds .* at least three times"):
+        Settings(outbox={"lease_seconds": 20, "http_timeout": 10})

@@ -69,7 +69,7 @@ class SmsConnector(ChannelConnector[SmsConfig]):
     def _signature_problem(self, request: Request, body: bytes) -> str | None:
         stamp = request.headers.get("x-sms-timestamp", "")
         signature = request.headers.get("x-sms-signature", "")
-        if not stamp.isdigit() or not signature:
+        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12) or not signature:
             return "X-Sms-Timestamp and X-Sms-Signature are required"
         if abs(self.context.clock.now().timestamp() - int(stamp)) > self.config.tolerance_seconds:
             return "X-Sms-Timestamp is outside the allowed window"
