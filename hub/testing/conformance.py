@@ -17,6 +17,7 @@ Every rule that breaks fails with ``conformance rule broken: <the rule>: <what h
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -142,6 +143,17 @@ class Kit:
 
 def _context(name: str, ingest: InMemoryIngest, http: httpx.AsyncClient) -> ConnectorContext:
     return ConnectorContext(name=name, ingest=ingest, http=http, clock=SystemClock())
+
+
+@contextlib.asynccontextmanager
+async def _with_dead_peer(harness: ConnectorHarness) -> AsyncIterator[ChannelConnector[Any]]:
+    """The connector configured with its peer on a loopback port nobody listens on."""
+    async with httpx.AsyncClient(timeout=harness.outbound_timeout) as http:
+        config = harness.config(f"http://127.0.0.1:{free_port()}")
+        yield harness.connector(
+            build_config(harness.name, harness.connector, config),
+            _context(harness.name, InMemoryIngest(), http),
+        )
 
 
 class ConnectorConformance:
@@ -376,15 +388,7 @@ class ConnectorConformance:
         harness = self.harness
         if not harness.connector.capabilities.outbound:
             pytest.skip("the connector sends nothing")
-        async with httpx.AsyncClient(timeout=harness.outbound_timeout) as http:
-            connector = harness.connector(
-                build_config(
-                    harness.name,
-                    harness.connector,
-                    harness.config(f"http://127.0.0.1:{free_port()}"),
-                ),
-                _context(harness.name, InMemoryIngest(), http),
-            )
+        async with _with_dead_peer(harness) as connector:
             result = await connector.send(harness.outbound_message(datetime.now(UTC)))
         rule(
             result.status == DeliveryStatus.retry,
@@ -397,15 +401,7 @@ class ConnectorConformance:
     @pytest.mark.asyncio
     async def test_health_reports_a_dead_peer(self) -> None:
         harness = self.harness
-        async with httpx.AsyncClient(timeout=harness.outbound_timeout) as http:
-            connector = harness.connector(
-                build_config(
-                    harness.name,
-                    harness.connector,
-                    harness.config(f"http://127.0.0.1:{free_port()}"),
-                ),
-                _context(harness.name, InMemoryIngest(), http),
-            )
+        async with _with_dead_peer(harness) as connector:
             health = await connector.health()
         rule(
             not health.ok and bool(health.detail),
