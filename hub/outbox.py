@@ -5,15 +5,20 @@ claims due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; the single ``BEGIN IM
 writer on SQLite) by stamping a lease and a claim token, sends them outside any transaction,
 then records the result only if its claim still holds. Delivery is at least once; every
 attempt carries the row's idempotency key so peers can drop repeats.
+
+A row's ``target`` is ``<kind>:<name>``; a ``DeliveryHandler`` per kind says which targets
+may be claimed now, delivers, and keeps its own retry policy and bookkeeping: channels
+(``channel:app``, here) and webhook subscriptions (``webhook:<id>``, in ``hub.webhooks``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import or_
@@ -63,28 +68,99 @@ def enqueue_message(
 
 
 @dataclass(frozen=True, slots=True)
-class _Claim:
+class Claim:
     row_id: int
     token: str
     attempts: int
     target: str
-    message: OutboundMessage
+    purpose: str
+    idempotency_key: str
+    payload: dict[str, Any]
+    ticket_id: int | None
     lease_until: datetime
+
+    @property
+    def kind(self) -> str:
+        return self.target.partition(":")[0]
+
+    @property
+    def name(self) -> str:
+        return self.target.partition(":")[2]
+
+
+class DeliveryHandler(Protocol):
+    kind: str
+    max_attempts: int
+    backoff: Backoff
+
+    async def claimable(self, session: AsyncSession, now: datetime) -> list[str]:
+        """The targets of this kind whose rows may be claimed now."""
+        ...
+
+    async def deliver(self, claim: Claim) -> DeliveryResult:
+        """Send one row; never raise for the peer's behaviour."""
+        ...
+
+    async def record(
+        self,
+        session: AsyncSession,
+        claim: Claim,
+        result: DeliveryResult,
+        now: datetime,
+        latency: float,
+    ) -> None:
+        """Bookkeeping of the kind's own, in the transaction that records the result."""
+        ...
+
+
+class ChannelDelivery:
+    """Messages to customers through the enabled channel connectors."""
+
+    kind = "channel"
+
+    def __init__(self, registry: Registry, settings: OutboxSettings) -> None:
+        self._registry = registry
+        self.max_attempts = settings.max_attempts
+        self.backoff = Backoff(settings.backoff_initial, settings.backoff_max)
+
+    async def claimable(self, session: AsyncSession, now: datetime) -> list[str]:
+        # Only channels enabled here: a process without the connector leaves the rows to one
+        # that has it.
+        return [channel_target(name) for name, _ in self._registry.items()]
+
+    async def deliver(self, claim: Claim) -> DeliveryResult:
+        connector = self._registry.get(claim.name)
+        if connector is None:
+            return DeliveryResult.retry(f"no enabled connector for target {claim.target!r}")
+        try:
+            return await connector.send(_outbound(claim))
+        except Exception as exc:  # a connector bug must not kill the dispatcher
+            log.exception("connector.send raised", target=claim.target)
+            return DeliveryResult.retry(f"connector raised {type(exc).__name__}: {exc}")
+
+    async def record(
+        self,
+        session: AsyncSession,
+        claim: Claim,
+        result: DeliveryResult,
+        now: datetime,
+        latency: float,
+    ) -> None:
+        return None
 
 
 class Dispatcher:
     def __init__(
         self,
         sessions: SessionFactory,
-        registry: Registry,
         clock: Clock,
         settings: OutboxSettings,
+        handlers: list[DeliveryHandler],
     ) -> None:
         self._sessions = sessions
-        self._registry = registry
         self._clock = clock
         self._settings = settings
-        self.backoff = Backoff(settings.backoff_initial, settings.backoff_max)
+        self._handlers = {handler.kind: handler for handler in handlers}
 
     async def dispatch_once(self, limit: int = 50) -> int:
         """Claim and attempt up to ``limit`` due rows; returns how many were attempted.
@@ -103,14 +179,19 @@ class Dispatcher:
                 break
         return attempted
 
-    async def _attempt(self, claim: _Claim) -> None:
+    async def _attempt(self, claim: Claim) -> None:
         if self._clock.now() >= claim.lease_until:
             return  # too late to send under this claim; another dispatcher may own the row
-        result = await self._send(claim)
+        handler = self._handlers.get(claim.kind)
+        started = time.perf_counter()
+        if handler is None:
+            result = DeliveryResult.retry(f"no handler for target {claim.target!r}")
+        else:
+            result = await handler.deliver(claim)
         # Record at once: the fewer results wait, the fewer repeats after a crash.
-        await self._record(claim, result)
+        await self._record(claim, result, time.perf_counter() - started)
 
-    async def _claim(self, limit: int) -> list[_Claim]:
+    async def _claim(self, limit: int) -> list[Claim]:
         now = self._clock.now()
         token = uuid.uuid4().hex
         lease = now + timedelta(seconds=self._settings.lease_seconds)
@@ -125,10 +206,14 @@ class Dispatcher:
             .where(col(earlier.id) < OutboxRow.id)
             .exists()
         )
-        targets = [channel_target(name) for name, _ in self._registry.items()]
-        if not targets:
-            return []
         async with self._sessions() as session, session.begin():
+            targets = [
+                target
+                for handler in self._handlers.values()
+                for target in await handler.claimable(session, now)
+            ]
+            if not targets:
+                return []
             query = (
                 select(OutboxRow)
                 .where(col(OutboxRow.target).in_(targets))
@@ -150,23 +235,24 @@ class Dispatcher:
                 row.attempts += 1
                 session.add(row)
                 claims.append(
-                    _Claim(row.id, token, row.attempts, row.target, _outbound(row), lease)  # type: ignore[arg-type]
+                    Claim(
+                        row_id=row.id,  # type: ignore[arg-type]
+                        token=token,
+                        attempts=row.attempts,
+                        target=row.target,
+                        purpose=row.purpose,
+                        idempotency_key=row.idempotency_key,
+                        payload=dict(row.payload),
+                        ticket_id=row.ticket_id,
+                        lease_until=lease,
+                    )
                 )
         return claims
 
-    async def _send(self, claim: _Claim) -> DeliveryResult:
-        kind, _, name = claim.target.partition(":")
-        connector = self._registry.get(name) if kind == "channel" else None
-        if connector is None:
-            return DeliveryResult.retry(f"no enabled connector for target {claim.target!r}")
-        try:
-            return await connector.send(claim.message)
-        except Exception as exc:  # a connector bug must not kill the dispatcher
-            log.exception("connector.send raised", target=claim.target)
-            return DeliveryResult.retry(f"connector raised {type(exc).__name__}: {exc}")
-
-    async def _record(self, claim: _Claim, result: DeliveryResult) -> None:
+    async def _record(self, claim: Claim, result: DeliveryResult, latency: float) -> None:
         now = self._clock.now()
+        handler = self._handlers.get(claim.kind)
+        max_attempts = handler.max_attempts if handler else self._settings.max_attempts
         async with self._sessions() as session, session.begin():
             row = (
                 await session.exec(
@@ -183,19 +269,19 @@ class Dispatcher:
                 row.delivered_at = now
                 row.last_error = None
                 state = DeliveryState.delivered
-            elif (
-                result.status == DeliveryStatus.give_up
-                or row.attempts >= self._settings.max_attempts
-            ):
+            elif result.status == DeliveryStatus.give_up or row.attempts >= max_attempts:
                 row.status = OutboxStatus.dead
                 row.last_error = _budget_note(result, row.attempts)
                 state = DeliveryState.failed
             else:
                 row.last_error = redact_text(result.reason)
+                backoff = handler.backoff if handler else Backoff(1, 60)
                 row.next_attempt_at = now + timedelta(
-                    seconds=self.backoff.delay(row.attempts, result.retry_after)
+                    seconds=backoff.delay(row.attempts, result.retry_after)
                 )
             session.add(row)
+            if handler is not None:
+                await handler.record(session, claim, result, now, latency)
             if state is not None and row.message_id is not None:
                 await mark_delivery(session, row.message_id, state, row.last_error)
         DELIVERIES.labels(claim.target, result.status.value).inc()
@@ -217,15 +303,15 @@ def _budget_note(result: DeliveryResult, attempts: int) -> str:
     return f"retry budget spent after {attempts} attempts; last error: {reason}"
 
 
-def _outbound(row: OutboxRow) -> OutboundMessage:
-    payload: dict[str, Any] = row.payload
+def _outbound(claim: Claim) -> OutboundMessage:
+    payload = claim.payload
     return OutboundMessage(
         channel=payload["channel"],
-        idempotency_key=row.idempotency_key,
+        idempotency_key=claim.idempotency_key,
         ticket_number=payload["ticket_number"],
         recipient=payload.get("recipient", {}),
         text=payload["text"],
-        purpose=row.purpose,
+        purpose=claim.purpose,
         created_at=datetime.fromisoformat(payload["created_at"]),
     )
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.identity_key import load_identity_key
 from hub.ingest import EnvelopeStore
-from hub.outbox import Dispatcher
+from hub.outbox import ChannelDelivery, Dispatcher
 from hub.pipeline import Pipeline
 from hub.polling import Pollers
 from hub.registry import Discovered, Registry
@@ -87,7 +87,12 @@ class Hub:
         self.pipeline = Pipeline(
             self.sessions, self.registry, self.clock, self.settings, identity_key
         )
-        self.dispatcher = Dispatcher(self.sessions, self.registry, self.clock, self.settings.outbox)
+        self.dispatcher = Dispatcher(
+            self.sessions,
+            self.clock,
+            self.settings.outbox,
+            [ChannelDelivery(self.registry, self.settings.outbox)],
+        )
         self._opened = True
         return self
 

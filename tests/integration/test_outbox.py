@@ -173,7 +173,7 @@ async def test_expired_lease_lets_another_dispatcher_take_over(
     # The late result of the dead claim must not overwrite the new owner's record.
     from hub.sdk import DeliveryResult
 
-    await hub.dispatcher._record(claims[0], DeliveryResult.retry("late"))
+    await hub.dispatcher._record(claims[0], DeliveryResult.retry("late"), 0.0)
     (row,) = await _rows(hub)
     assert row.status == OutboxStatus.delivered
 
