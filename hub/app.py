@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub.api import health_router, operations_router, tickets_router
+from hub.api import health_router, operations_router, tickets_router, webhooks_router
 from hub.api.guard import ApiGuard
 from hub.runtime import Hub
 from hub.settings import Settings
@@ -62,6 +62,7 @@ def create_app(
     app.include_router(health_router)
     app.include_router(tickets_router)
     app.include_router(operations_router)
+    app.include_router(webhooks_router)
     for name, connector in hub.registry.items():
         router = connector.router()
         if router is not None:

@@ -18,7 +18,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from hub import notices
+from hub import notices, webhooks
 from hub.backoff import Backoff
 from hub.logs import redact_text
 from hub.metrics import PROCESSED
@@ -112,6 +112,7 @@ class Pipeline:
         try:
             async with session.begin_nested():
                 done = await self._apply(session, row, now)
+                await webhooks.emit(session, now)
                 row.status = EnvelopeStatus.processed
                 row.processed_at = now
                 row.attempts = attempts + 1
@@ -121,6 +122,7 @@ class Pipeline:
                 session.add(row)
             PROCESSED.labels(row.channel, "processed").inc()
         except Exception as exc:
+            webhooks.forget_pending(session)
             error = describe_error(exc)
             delay = self._backoff.delay(attempts + 1)
             await session.exec(

@@ -29,6 +29,7 @@ from hub.store import (
     session_factory,
     upgrade,
 )
+from hub.webhooks import WebhookDelivery
 from ticket_core import Clock, SystemClock
 
 log = structlog.get_logger(__name__)
@@ -91,7 +92,10 @@ class Hub:
             self.sessions,
             self.clock,
             self.settings.outbox,
-            [ChannelDelivery(self.registry, self.settings.outbox)],
+            [
+                ChannelDelivery(self.registry, self.settings.outbox),
+                WebhookDelivery(self.reads, self.http, self.clock, self.settings.webhooks),
+            ],
         )
         self._opened = True
         return self

@@ -72,6 +72,22 @@ class OutboxSettings(BaseModel):
         return self
 
 
+class WebhookSettings(BaseModel):
+    max_attempts: int = Field(default=16, ge=1, description="about a day with the defaults")
+    backoff_initial: float = Field(default=10.0, gt=0)
+    backoff_max: float = Field(default=4 * 3600.0, gt=0)
+    breaker_failures: int = Field(
+        default=5, ge=1, description="consecutive failures that pause an endpoint"
+    )
+    breaker_pause_seconds: float = Field(default=300.0, gt=0)
+    disable_after_hours: float = Field(
+        default=24.0, gt=0, description="an endpoint failing this long is disabled"
+    )
+    allow_private_targets: bool = Field(
+        default=False, description="allow private, loopback and link-local endpoint addresses"
+    )
+
+
 class SecuritySettings(BaseModel):
     identity_key: str | None = Field(
         default=None,
@@ -97,6 +113,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     worker: WorkerSettings = WorkerSettings()
     outbox: OutboxSettings = OutboxSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     security: SecuritySettings = SecuritySettings()
     tickets: TicketSettings = TicketSettings()
     log: LogSettings = LogSettings()

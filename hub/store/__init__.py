@@ -15,6 +15,8 @@ from hub.store.tables import (
     HubSetting,
     OutboxRow,
     OutboxStatus,
+    WebhookAttempt,
+    WebhookSubscription,
 )
 
 __all__ = [
@@ -26,6 +28,8 @@ __all__ = [
     "OutboxRow",
     "OutboxStatus",
     "SessionFactory",
+    "WebhookAttempt",
+    "WebhookSubscription",
     "create_engine",
     "current_revision",
     "head_revision",

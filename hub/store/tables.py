@@ -106,3 +106,42 @@ class ConnectorCursor(SQLModel, table=True):
     locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str | None = None
     updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """A core system's endpoint and the ticket events it wants, signed with its own secret."""
+
+    __tablename__ = "webhook_subscription"
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(max_length=2000)
+    events: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    secret: str = Field(max_length=200)
+    previous_secret: str | None = Field(default=None, max_length=200)
+    previous_secret_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    description: str = Field(default="", max_length=500)
+    clear_text: bool = Field(default=False, description="may see message text unmasked")
+    active: bool = True
+    disabled_reason: str | None = None
+    consecutive_failures: int = 0
+    failing_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    paused_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """One delivery attempt, for the subscription's delivery log."""
+
+    __tablename__ = "webhook_attempt"
+    __table_args__ = (sa.Index("ix_webhook_attempt_subscription", "subscription_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: int
+    outbox_id: int = Field(index=True)
+    event_type: str = Field(max_length=60)
+    attempted_at: datetime = Field(sa_type=UTCDateTime)
+    result: str = Field(max_length=20)
+    status_code: int | None = None
+    latency_ms: int
+    response_excerpt: str | None = Field(default=None, max_length=500)

@@ -1,0 +1,413 @@
+"""Webhooks to core systems: subscriptions, events, Standard Webhooks delivery, delivery log.
+
+Every change the ticket core makes is an audit event; in the transaction that makes it,
+``emit`` turns the new audit events into webhook events and writes one outbox row per
+matching subscription. The dispatcher delivers them through ``WebhookDelivery``: signed
+(with the previous secret too while a rotation overlaps), retried over about a day, in order
+per ticket and endpoint, paused by a circuit breaker while an endpoint keeps failing, and
+disabled, with the reason kept, after a long failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import ipaddress
+import json
+import socket
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import structlog
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+from sqlmodel import col, or_, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from hub.backoff import Backoff
+from hub.logs import redact_text
+from hub.outbox import Claim
+from hub.sdk import DeliveryResult, DeliveryStatus, classify_exception, classify_response, sign
+from hub.settings import WebhookSettings
+from hub.store import OutboxRow, SessionFactory, WebhookAttempt, WebhookSubscription
+from ticket_core import AuditEvent, Clock, Customer, Message, Ticket
+
+log = structlog.get_logger(__name__)
+
+PAYLOAD_VERSION = "1"
+EVENT_TYPES = (
+    "ticket.created",
+    "ticket.updated",
+    "ticket.status_changed",
+    "ticket.assigned",
+    "message.created",
+    "sla.warning",
+    "sla.breached",
+    "review.requested",
+    "review.decided",
+)
+_PENDING = "tongdao_audit_events"
+
+
+def target_of(subscription_id: int) -> str:
+    return f"webhook:{subscription_id}"
+
+
+# --- events -------------------------------------------------------------------------------
+
+
+@event.listens_for(Session, "after_flush")
+def _collect_audit_events(session: Session, _: Any) -> None:
+    """Remember every audit event this session writes, for ``emit`` to turn into events."""
+    new = [obj for obj in session.new if isinstance(obj, AuditEvent)]
+    if new:
+        session.info.setdefault(_PENDING, []).extend(new)
+
+
+def forget_pending(session: AsyncSession) -> None:
+    """Drop collected audit events (their savepoint was rolled back)."""
+    session.sync_session.info.pop(_PENDING, None)
+
+
+def event_types(audit: AuditEvent) -> list[str]:
+    """The webhook events one audit event stands for."""
+    action = audit.action
+    if action == "ticket.created":
+        return ["ticket.created"]
+    if action == "ticket.status_changed":
+        types = ["ticket.status_changed", "ticket.updated"]
+        if audit.after.get("status") == "under_review":
+            types.append("review.requested")
+        if audit.before.get("status") == "under_review":
+            types.append("review.decided")
+        return types
+    if action.startswith("message.") and action != "message.note":
+        return ["message.created"]
+    if action in EVENT_TYPES:
+        return [action]
+    return []
+
+
+def matches(patterns: list[str], event_type: str) -> bool:
+    return any(fnmatch.fnmatchcase(event_type, pattern) for pattern in patterns)
+
+
+def check_patterns(patterns: list[str]) -> list[str]:
+    """Patterns that match no event at all (typos), for a clear refusal."""
+    return [p for p in patterns if not any(fnmatch.fnmatchcase(t, p) for t in EVENT_TYPES)]
+
+
+async def emit(session: AsyncSession, now: datetime) -> int:
+    """Write outbox rows for the audit events of this transaction; returns how many."""
+    await session.flush()
+    pending: list[AuditEvent] = session.sync_session.info.pop(_PENDING, [])
+    if not pending:
+        return 0
+    subscriptions = (
+        await session.exec(select(WebhookSubscription).where(WebhookSubscription.active == True))  # noqa: E712
+    ).all()
+    if not subscriptions:
+        return 0
+    written = 0
+    for audit in pending:
+        types = event_types(audit)
+        wanted = [(t, s) for t in types for s in subscriptions if matches(s.events, t)]
+        if not wanted:
+            continue
+        snapshot = await _snapshot(session, audit)
+        for event_type, subscription in wanted:
+            session.add(
+                OutboxRow(
+                    idempotency_key=f"evt_{uuid.uuid4().hex}",
+                    target=target_of(subscription.id),  # type: ignore[arg-type]
+                    purpose=event_type,
+                    payload=_payload(event_type, snapshot, subscription.clear_text, now),
+                    ticket_id=audit.ticket_id,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+            written += 1
+    return written
+
+
+async def _snapshot(session: AsyncSession, audit: AuditEvent) -> dict[str, Any]:
+    ticket = await session.get(Ticket, audit.ticket_id) if audit.ticket_id else None
+    message_id = audit.after.get("message_id")
+    message = await session.get(Message, message_id) if message_id else None
+    customer = await session.get(Customer, ticket.customer_id) if ticket else None
+    return {
+        "ticket": _ticket(ticket, customer) if ticket else None,
+        "message": _message(message) if message else None,
+        "change": {
+            "action": audit.action,
+            "actor": audit.actor,
+            "before": audit.before,
+            "after": audit.after,
+            "at": audit.at.isoformat(),
+        },
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _ticket(ticket: Ticket, customer: Customer | None) -> dict[str, Any]:
+    return {
+        "number": ticket.number,
+        "kind": ticket.kind,
+        "category": ticket.category,
+        "priority": ticket.priority,
+        "status": ticket.status,
+        "channel": ticket.channel,
+        "subject": ticket.subject,
+        "queue": ticket.queue,
+        "assignee": ticket.assignee,
+        "flags": {
+            "regulator_transfer": ticket.is_regulator_transfer,
+            "vulnerable_customer": ticket.is_vulnerable,
+            "suspected_fraud": ticket.is_suspected_fraud,
+        },
+        "outcome": ticket.outcome,
+        "review_state": ticket.review_state,
+        "customer": {
+            "id": customer.id,
+            "display_name": customer.display_name,
+            "phone": customer.phone_masked,
+        }
+        if customer
+        else None,
+        "sla": {
+            "policy": ticket.sla_policy,
+            "first_response_due_at": _iso(ticket.first_response_due_at),
+            "resolution_due_at": _iso(ticket.resolution_due_at),
+        },
+        "created_at": _iso(ticket.created_at),
+        "updated_at": _iso(ticket.updated_at),
+        "resolved_at": _iso(ticket.resolved_at),
+        "closed_at": _iso(ticket.closed_at),
+    }
+
+
+def _message(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "direction": str(message.direction),
+        "channel": message.channel,
+        "purpose": message.purpose,
+        "author": message.author,
+        "text": message.text,
+        "attachments": message.attachments,
+        "created_at": _iso(message.created_at),
+    }
+
+
+def _payload(
+    event_type: str, snapshot: dict[str, Any], clear: bool, now: datetime
+) -> dict[str, Any]:
+    data = {"version": PAYLOAD_VERSION, **snapshot}
+    if data["message"] is not None and not clear:
+        data["message"] = {**data["message"], "text": redact_text(data["message"]["text"])}
+    return {"type": event_type, "timestamp": now.isoformat(), "data": data}
+
+
+# --- endpoints ----------------------------------------------------------------------------
+
+
+class TargetRefused(Exception):
+    pass
+
+
+async def check_target(url: str, allow_private: bool) -> None:
+    """Refuse URLs a webhook must not reach: other schemes, and (unless allowed) private,
+    loopback, link-local and other internal addresses, checked on every resolved address."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise TargetRefused(f"only http and https URLs are allowed, not {parts.scheme or 'none'!r}")
+    if not parts.hostname:
+        raise TargetRefused("the URL has no host")
+    if parts.username or parts.password:
+        raise TargetRefused("the URL must not carry credentials")
+    if allow_private:
+        return
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            parts.hostname,
+            parts.port or (443 if parts.scheme == "https" else 80),
+            type=socket.SOCK_STREAM,
+        )
+    except OSError as exc:
+        raise TargetRefused(f"the host {parts.hostname!r} does not resolve: {exc}") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global or address.is_multicast:
+            raise TargetRefused(
+                f"{parts.hostname} resolves to {address}, a private, loopback or link-local "
+                "address; set webhooks.allow_private_targets to allow it"
+            )
+
+
+class WebhookDelivery:
+    """Delivers ``webhook:<id>`` outbox rows; keeps the delivery log and the breaker."""
+
+    kind = "webhook"
+
+    def __init__(
+        self,
+        reads: SessionFactory,
+        http: httpx.AsyncClient,
+        clock: Clock,
+        settings: WebhookSettings,
+    ) -> None:
+        self._reads = reads
+        self._http = http
+        self._clock = clock
+        self._settings = settings
+        self.max_attempts = settings.max_attempts
+        self.backoff = Backoff(settings.backoff_initial, settings.backoff_max)
+        self._answers: dict[int, tuple[int | None, str | None]] = {}
+
+    async def claimable(self, session: AsyncSession, now: datetime) -> list[str]:
+        ids = (
+            await session.exec(
+                select(WebhookSubscription.id)
+                .where(WebhookSubscription.active == True)  # noqa: E712
+                .where(
+                    or_(
+                        col(WebhookSubscription.paused_until).is_(None),
+                        col(WebhookSubscription.paused_until) <= now,
+                    )
+                )
+            )
+        ).all()
+        return [target_of(i) for i in ids]  # type: ignore[arg-type]
+
+    async def deliver(self, claim: Claim) -> DeliveryResult:
+        async with self._reads() as session:
+            subscription = await session.get(WebhookSubscription, int(claim.name))
+        if subscription is None or not subscription.active:
+            return DeliveryResult.give_up("the subscription was deleted or disabled")
+        try:
+            await check_target(subscription.url, self._settings.allow_private_targets)
+        except TargetRefused as exc:
+            return DeliveryResult.give_up(f"target refused: {exc}")
+        now = self._clock.now()
+        body = json.dumps(claim.payload, ensure_ascii=False, separators=(",", ":")).encode()
+        stamp = int(now.timestamp())
+        signatures = [sign(subscription.secret, claim.idempotency_key, stamp, body)]
+        if subscription.previous_secret and (subscription.previous_secret_until or now) > now:
+            signatures.append(
+                sign(subscription.previous_secret, claim.idempotency_key, stamp, body)
+            )
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": claim.idempotency_key,
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": " ".join(signatures),
+        }
+        try:
+            response = await self._http.post(subscription.url, content=body, headers=headers)
+        except Exception as exc:
+            self._answers[claim.row_id] = (None, None)
+            return classify_exception(exc)
+        self._answers[claim.row_id] = (response.status_code, response.text[:500])
+        return classify_response(response)
+
+    async def record(
+        self,
+        session: AsyncSession,
+        claim: Claim,
+        result: DeliveryResult,
+        now: datetime,
+        latency: float,
+    ) -> None:
+        status_code, excerpt = self._answers.pop(claim.row_id, (None, None))
+        session.add(
+            WebhookAttempt(
+                subscription_id=int(claim.name),
+                outbox_id=claim.row_id,
+                event_type=claim.purpose,
+                attempted_at=now,
+                result=result.status.value,
+                status_code=status_code,
+                latency_ms=round(latency * 1000),
+                response_excerpt=redact_text(excerpt) if excerpt else redact_text(result.reason),
+            )
+        )
+        subscription = await session.get(WebhookSubscription, int(claim.name), with_for_update=True)
+        if subscription is None:
+            return
+        if result.status == DeliveryStatus.delivered:
+            subscription.consecutive_failures = 0
+            subscription.failing_since = None
+            subscription.paused_until = None
+        else:
+            subscription.consecutive_failures += 1
+            subscription.failing_since = subscription.failing_since or now
+            spent = claim.attempts >= self.max_attempts
+            self._trip(subscription, result, now, budget_spent=spent)
+        subscription.updated_at = now
+        session.add(subscription)
+
+    def _trip(
+        self,
+        subscription: WebhookSubscription,
+        result: DeliveryResult,
+        now: datetime,
+        *,
+        budget_spent: bool,
+    ) -> None:
+        """Pause after a run of failures; disable after a long failure, or when an event could
+        not be delivered within its whole retry budget."""
+        settings = self._settings
+        assert subscription.failing_since is not None
+        long_failure = now - subscription.failing_since >= timedelta(
+            hours=settings.disable_after_hours
+        )
+        if long_failure or (budget_spent and result.status == DeliveryStatus.retry):
+            subscription.active = False
+            subscription.disabled_reason = (
+                f"disabled {now.isoformat(timespec='seconds')}: failing since "
+                f"{subscription.failing_since.isoformat(timespec='seconds')}; last error: "
+                f"{redact_text(result.reason)}"
+            )
+            log.error(
+                "webhook.disabled",
+                subscription=subscription.id,
+                reason=subscription.disabled_reason,
+            )
+        elif subscription.consecutive_failures >= settings.breaker_failures:
+            subscription.paused_until = now + timedelta(seconds=settings.breaker_pause_seconds)
+            log.warning(
+                "webhook.paused",
+                subscription=subscription.id,
+                failures=subscription.consecutive_failures,
+                until=subscription.paused_until.isoformat(),
+            )
+
+
+async def requeue_since(
+    session: AsyncSession, subscription_id: int, since: datetime, now: datetime
+) -> int:
+    """Queue again every delivery of a subscription created since ``since`` (same ids)."""
+    rows = (
+        await session.exec(
+            select(OutboxRow)
+            .where(OutboxRow.target == target_of(subscription_id))
+            .where(OutboxRow.created_at >= since)
+            .where(OutboxRow.status != "pending")
+            .with_for_update()
+        )
+    ).all()
+    for row in rows:
+        row.status = "pending"  # type: ignore[assignment]
+        row.attempts = 0
+        row.next_attempt_at = now
+        row.locked_until = None
+        row.claim_token = None
+        session.add(row)
+    return len(rows)
