@@ -23,10 +23,12 @@ keys_app = typer.Typer(help="API keys for the REST API.", no_args_is_help=True)
 outbox_app = typer.Typer(help="Outbound deliveries: list, replay.", no_args_is_help=True)
 envelopes_app = typer.Typer(help="Stored inbound envelopes.", no_args_is_help=True)
 connectors_app = typer.Typer(help="Installed connectors.", no_args_is_help=True)
+webhooks_app = typer.Typer(help="Webhook subscriptions of core systems.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(envelopes_app, name="envelopes")
 app.add_typer(connectors_app, name="connectors")
+app.add_typer(webhooks_app, name="webhooks")
 
 console = Console()
 
@@ -323,6 +325,148 @@ def connectors_new(
         raise typer.Exit(2) from None
     console.print(f"created {target}")
     console.print(f"next: pip install -e {target} && pytest {target}/tests")
+
+
+@webhooks_app.command("create")
+def webhooks_create(
+    url: Annotated[str, typer.Option(help="the endpoint, http(s)")],
+    events: Annotated[
+        list[str], typer.Option("--event", help="an event or pattern, e.g. ticket.*")
+    ],
+    description: Annotated[str, typer.Option(help="what this endpoint is")] = "",
+    clear_text: Annotated[bool, typer.Option(help="deliver message text unmasked")] = False,
+) -> None:
+    """Subscribe an endpoint; the secret is printed once, as the last line."""
+    from hub import webhooks
+    from hub.sdk import generate_secret
+    from hub.store import WebhookSubscription
+    from ticket_core import SystemClock
+
+    settings = _settings()
+    unknown = webhooks.check_patterns(events)
+    if unknown:
+        console.print(
+            f"[red]no event matches {', '.join(unknown)}[/red]; events: "
+            + ", ".join(webhooks.EVENT_TYPES)
+        )
+        raise typer.Exit(2)
+    try:
+        asyncio.run(webhooks.check_target(url, settings.webhooks.allow_private_targets))
+    except webhooks.TargetRefused as exc:
+        console.print(f"[red]url refused: {exc}[/red]")
+        raise typer.Exit(2) from None
+
+    async def create(sessions):  # type: ignore[no-untyped-def]
+        now = SystemClock().now()
+        subscription = WebhookSubscription(
+            url=url,
+            events=events,
+            description=description,
+            clear_text=clear_text,
+            secret=generate_secret(),
+            created_at=now,
+            updated_at=now,
+        )
+        async with sessions() as session, session.begin():
+            session.add(subscription)
+        return subscription
+
+    subscription = _with_sessions(create)
+    console.print(
+        f"subscription {subscription.id} created for {url}; its secret is shown only now:"
+    )
+    print(subscription.secret)
+
+
+@webhooks_app.command("list")
+def webhooks_list() -> None:
+    """Show subscriptions with their state (active, paused, disabled and why)."""
+    from hub.store import WebhookSubscription
+
+    async def fetch(sessions):  # type: ignore[no-untyped-def]
+        async with sessions() as session:
+            return (await session.exec(select(WebhookSubscription))).all()
+
+    table = Table("id", "url", "events", "state", "failures", "description")
+    for row in _with_sessions(fetch):
+        state = "active" if row.active else f"disabled: {row.disabled_reason or ''}"
+        if row.active and row.paused_until:
+            state = f"paused until {row.paused_until.isoformat(timespec='seconds')}"
+        table.add_row(
+            str(row.id),
+            row.url,
+            ", ".join(row.events),
+            state,
+            str(row.consecutive_failures),
+            row.description,
+        )
+    console.print(table)
+
+
+@webhooks_app.command("rotate")
+def webhooks_rotate(
+    subscription_id: Annotated[int, typer.Argument()],
+    overlap_hours: Annotated[
+        float, typer.Option(help="the old secret keeps signing this long")
+    ] = 24,
+) -> None:
+    """Give a subscription a new secret, printed once as the last line."""
+    from datetime import timedelta
+
+    from hub.sdk import generate_secret
+    from hub.store import WebhookSubscription
+    from ticket_core import SystemClock
+
+    async def rotate(sessions):  # type: ignore[no-untyped-def]
+        now = SystemClock().now()
+        async with sessions() as session, session.begin():
+            row = await session.get(WebhookSubscription, subscription_id)
+            if row is None:
+                return None
+            row.previous_secret, row.secret = row.secret, generate_secret()
+            row.previous_secret_until = now + timedelta(hours=overlap_hours)
+            row.updated_at = now
+            session.add(row)
+            return row.secret
+
+    secret = _with_sessions(rotate)
+    if secret is None:
+        console.print(f"[red]no subscription {subscription_id}[/red]")
+        raise typer.Exit(1)
+    console.print(
+        f"new secret for subscription {subscription_id}; the old one signs too for "
+        f"{overlap_hours:g} h:"
+    )
+    print(secret)
+
+
+@webhooks_app.command("replay")
+def webhooks_replay(
+    subscription_id: Annotated[int, typer.Argument()],
+    since: Annotated[str, typer.Option(help="ISO time, e.g. 2026-11-23T00:00:00+08:00")],
+) -> None:
+    """Deliver again everything a subscription was sent since a time (same webhook ids)."""
+    from datetime import datetime
+
+    from hub import webhooks
+    from ticket_core import SystemClock
+
+    try:
+        moment = datetime.fromisoformat(since)
+    except ValueError:
+        console.print(f"[red]{since!r} is not an ISO time[/red]")
+        raise typer.Exit(2) from None
+    if moment.tzinfo is None:
+        console.print("[red]give the time with its zone, e.g. +08:00[/red]")
+        raise typer.Exit(2)
+
+    async def run(sessions):  # type: ignore[no-untyped-def]
+        async with sessions() as session, session.begin():
+            return await webhooks.requeue_since(
+                session, subscription_id, moment, SystemClock().now()
+            )
+
+    console.print(f"{_with_sessions(run)} deliveries queued again")
 
 
 @app.command()

@@ -112,3 +112,31 @@ def test_operator_commands_run_on_an_empty_hub(tmp_path: Path, command: tuple[st
     run(tmp_path, "migrate")
     result = run(tmp_path, *command)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_webhooks_create_list_rotate_and_replay(tmp_path: Path) -> None:
+    run(tmp_path, "migrate")
+    private = {"TONGDAO_WEBHOOKS__ALLOW_PRIVATE_TARGETS": "true"}
+    refused = run(tmp_path, "webhooks", "create", "--url", "http://127.0.0.1:9/x", "--event", "*")
+    assert refused.returncode == 2 and "loopback" in refused.stdout
+    created = run(
+        tmp_path,
+        "webhooks",
+        "create",
+        "--url",
+        "http://127.0.0.1:9/x",
+        "--event",
+        "ticket.*",
+        "--description",
+        "core banking",
+        **private,
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert created.stdout.strip().splitlines()[-1].startswith("whsec_")
+    listed = run(tmp_path, "webhooks", "list")
+    assert "core banking" in listed.stdout and "active" in listed.stdout
+    rotated = run(tmp_path, "webhooks", "rotate", "1", "--overlap-hours", "2")
+    assert rotated.returncode == 0
+    assert rotated.stdout.strip().splitlines()[-1] != created.stdout.strip().splitlines()[-1]
+    replayed = run(tmp_path, "webhooks", "replay", "1", "--since", "2026-01-01T00:00:00+08:00")
+    assert "0 deliveries queued again" in replayed.stdout
