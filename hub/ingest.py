@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Awaitable, Callable
 
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.metrics import ENVELOPES
-from hub.sdk import InboundEnvelope, IngestResult
+from hub.sdk import ApplyResult, InboundEnvelope, IngestResult
 from hub.store import Envelope, EnvelopeStatus, SessionFactory
 from hub.store.upsert import dialect_insert
 
@@ -21,45 +23,66 @@ def new_receipt() -> str:
     return "rcpt_" + secrets.token_urlsafe(18)
 
 
+async def store_envelope(session: AsyncSession, envelope: InboundEnvelope) -> IngestResult:
+    """Insert the envelope unless its ``(channel, external_id)`` is known; in the caller's
+    transaction."""
+    insert = dialect_insert(session, Envelope.__table__)
+    statement = (
+        insert.values(
+            receipt=new_receipt(),
+            channel=envelope.channel,
+            external_id=envelope.external_id,
+            content_type=envelope.content_type,
+            body=envelope.body,
+            headers=dict(envelope.headers),
+            meta=dict(envelope.metadata),
+            received_at=envelope.received_at,
+            status=EnvelopeStatus.pending.value,
+            attempts=0,
+            next_attempt_at=envelope.received_at,
+        )
+        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        .returning(Envelope.__table__.c.receipt)
+    )
+    stored = (await session.exec(statement)).scalar_one_or_none()
+    if stored is not None:
+        ENVELOPES.labels(envelope.channel, "stored").inc()
+        return IngestResult(receipt=stored, created=True)
+    existing = await session.exec(
+        select(Envelope.receipt).where(
+            Envelope.channel == envelope.channel,
+            Envelope.external_id == envelope.external_id,
+        )
+    )
+    ENVELOPES.labels(envelope.channel, "duplicate").inc()
+    return IngestResult(receipt=existing.one(), created=False)
+
+
+Applier = Callable[[InboundEnvelope], Awaitable[ApplyResult]]
+
+
 class EnvelopeStore:
     """Implements ``hub.sdk.Ingest``; ``wake`` tells an in-process worker there is work."""
 
     def __init__(self, sessions: SessionFactory, wake: asyncio.Event | None = None) -> None:
         self._sessions = sessions
         self._wake = wake
+        self._applier: Applier | None = None
+
+    def set_applier(self, applier: Applier) -> None:
+        self._applier = applier
 
     async def accept(self, envelope: InboundEnvelope) -> IngestResult:
-        receipt = new_receipt()
         async with self._sessions() as session, session.begin():
-            insert = dialect_insert(session, Envelope.__table__)
-            statement = (
-                insert.values(
-                    receipt=receipt,
-                    channel=envelope.channel,
-                    external_id=envelope.external_id,
-                    content_type=envelope.content_type,
-                    body=envelope.body,
-                    headers=dict(envelope.headers),
-                    meta=dict(envelope.metadata),
-                    received_at=envelope.received_at,
-                    status=EnvelopeStatus.pending.value,
-                    attempts=0,
-                    next_attempt_at=envelope.received_at,
-                )
-                .on_conflict_do_nothing(index_elements=["channel", "external_id"])
-                .returning(Envelope.__table__.c.receipt)
-            )
-            stored = (await session.exec(statement)).scalar_one_or_none()
-            if stored is None:
-                existing = await session.exec(
-                    select(Envelope.receipt).where(
-                        Envelope.channel == envelope.channel,
-                        Envelope.external_id == envelope.external_id,
-                    )
-                )
-                ENVELOPES.labels(envelope.channel, "duplicate").inc()
-                return IngestResult(receipt=existing.one(), created=False)
-        ENVELOPES.labels(envelope.channel, "stored").inc()
+            result = await store_envelope(session, envelope)
+        if result.created and self._wake is not None:
+            self._wake.set()
+        return result
+
+    async def apply(self, envelope: InboundEnvelope) -> ApplyResult:
+        if self._applier is None:
+            raise RuntimeError("the hub is not open yet")
+        result = await self._applier(envelope)
         if self._wake is not None:
             self._wake.set()
-        return IngestResult(receipt=stored, created=True)
+        return result

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 import structlog
 from pydantic import ValidationError
@@ -20,19 +21,27 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub import notices, webhooks
 from hub.backoff import Backoff
+from hub.ingest import store_envelope
 from hub.logs import redact_text
 from hub.metrics import PROCESSED
 from hub.outbox import enqueue_message
 from hub.registry import Registry
-from hub.sdk import InboundEnvelope
+from hub.sdk import ApplyResult, InboundEnvelope, TicketCommand
 from hub.settings import Settings
 from hub.store import Envelope, EnvelopeStatus, SessionFactory
 from normalizer import normalize
 from ticket_core import (
     Clock,
+    IllegalTransition,
+    Outcome,
     Status,
+    TicketNotFound,
     TransitionRequest,
+    add_note,
     add_outbound,
+    add_reference,
+    get_ticket,
+    latest_reply_address,
     receive,
     transition,
 )
@@ -107,7 +116,9 @@ class Pipeline:
                 await self._process_one(session, row, now)
         return limit
 
-    async def _process_one(self, session: AsyncSession, row: Envelope, now: datetime) -> None:
+    async def _process_one(
+        self, session: AsyncSession, row: Envelope, now: datetime
+    ) -> Literal["applied", "refused", "not_found", "deferred"]:
         row_id, attempts, channel = row.id, row.attempts, row.channel
         try:
             async with session.begin_nested():
@@ -121,6 +132,22 @@ class Pipeline:
                 row.message_id = done.message_id
                 session.add(row)
             PROCESSED.labels(row.channel, "processed").inc()
+            return "applied"
+        except (IllegalTransition, TicketNotFound) as refusal:
+            # The ticket's rules said no: final, never retried, kept with the reason.
+            webhooks.forget_pending(session)
+            await session.exec(
+                update(Envelope)
+                .where(col(Envelope.id) == row_id)
+                .values(
+                    status=EnvelopeStatus.refused,
+                    attempts=attempts + 1,
+                    last_error=str(refusal),
+                    processed_at=now,
+                )
+            )
+            PROCESSED.labels(channel, "refused").inc()
+            return "not_found" if isinstance(refusal, TicketNotFound) else "refused"
         except Exception as exc:
             webhooks.forget_pending(session)
             error = describe_error(exc)
@@ -137,6 +164,25 @@ class Pipeline:
             )
             PROCESSED.labels(channel, "failed").inc()
             log.warning("envelope.failed", envelope=row_id, attempt=attempts + 1, error=error)
+            return "deferred"
+
+    async def apply_now(self, envelope: InboundEnvelope) -> ApplyResult:
+        """Store and apply in one transaction, for peers that must hear the outcome at once;
+        a repeat of the external id answers as the first time did."""
+        now = self._clock.now()
+        async with self._sessions() as session, session.begin():
+            stored = await store_envelope(session, envelope)
+            row = (
+                await session.exec(select(Envelope).where(Envelope.receipt == stored.receipt))
+            ).one()
+            if stored.created:
+                outcome = await self._process_one(session, row, now)
+                await session.refresh(row)
+            else:
+                outcome = _outcome_of(row)
+            return ApplyResult(
+                stored.receipt, stored.created, outcome, row.last_error or "", row.ticket_number
+            )
 
     async def _apply(self, session: AsyncSession, row: Envelope, now: datetime) -> Processed:
         connector = self._registry.get(row.channel)
@@ -152,6 +198,8 @@ class Pipeline:
             metadata=row.meta,
         )
         parsed = connector.parse(envelope)
+        if isinstance(parsed, TicketCommand):
+            return await self._command(session, parsed, now)
         if not parsed.opens_ticket:
             return Processed(None, None)
         incoming = normalize(envelope, parsed)
@@ -178,3 +226,49 @@ class Pipeline:
                 session, ticket, TransitionRequest(Status.open), actor="system", now=now
             )
         return Processed(ticket.number, intake.message.id)
+
+    async def _command(
+        self, session: AsyncSession, command: TicketCommand, now: datetime
+    ) -> Processed:
+        ticket = await get_ticket(session, command.ticket_number, for_update=True)
+        actor = command.actor
+        if command.reference is not None:
+            kind, value = command.reference
+            await add_reference(session, ticket, kind=kind, value=value, actor=actor, now=now)
+        if command.note:
+            await add_note(session, ticket, text=command.note, author=actor, now=now)
+        if command.status:
+            request = TransitionRequest(
+                Status(command.status),
+                Outcome(command.outcome) if command.outcome else None,
+                command.summary,
+            )
+            await transition(session, ticket, request, actor=actor, now=now)
+        message_id = None
+        if command.customer_message:
+            if ticket.status in (Status.closed, Status.under_review):
+                raise IllegalTransition(
+                    ticket.status,
+                    ticket.status,
+                    f"the ticket is {ticket.status}; nothing can be sent to the customer now",
+                )
+            message = await add_outbound(
+                session,
+                ticket,
+                text=command.customer_message,
+                author=actor,
+                purpose="progress",
+                reply_to=await latest_reply_address(session, ticket),
+                now=now,
+            )
+            enqueue_message(session, ticket, message, now)
+            message_id = message.id
+        return Processed(ticket.number, message_id)
+
+
+def _outcome_of(row: Envelope) -> Literal["applied", "refused", "not_found", "deferred"]:
+    if row.status == EnvelopeStatus.processed:
+        return "applied"
+    if row.status == EnvelopeStatus.refused:
+        return "not_found" if (row.last_error or "").startswith("no ticket") else "refused"
+    return "deferred"

@@ -88,6 +88,7 @@ class Hub:
         self.pipeline = Pipeline(
             self.sessions, self.registry, self.clock, self.settings, identity_key
         )
+        self.envelopes.set_applier(self.pipeline.apply_now)
         self.dispatcher = Dispatcher(
             self.sessions,
             self.clock,

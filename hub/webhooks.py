@@ -84,6 +84,8 @@ def event_types(audit: AuditEvent) -> list[str]:
         if audit.before.get("status") == "under_review":
             types.append("review.decided")
         return types
+    if action == "ticket.reference_added":
+        return ["ticket.updated"]
     if action.startswith("message.") and action != "message.note":
         return ["message.created"]
     if action in EVENT_TYPES:

@@ -149,6 +149,9 @@ class Ticket(SQLModel, table=True):
     resolution_due_at: datetime | None = _ts(default=None)
     first_responded_at: datetime | None = _ts(default=None)
     regulator_feedback_acknowledged_at: datetime | None = _ts(default=None)
+    external_refs: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column_kwargs={"server_default": "[]"}, sa_type=sa.JSON
+    )
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
     resolved_at: datetime | None = _ts(default=None)

@@ -272,6 +272,25 @@ async def add_note(
     return message
 
 
+async def add_reference(
+    session: AsyncSession, ticket: Ticket, *, kind: str, value: str, actor: str, now: datetime
+) -> None:
+    """Attach another system's reference (a refund id, a card case number) to the ticket."""
+    ticket.external_refs = [
+        *ticket.external_refs,
+        {"kind": kind, "id": value, "by": actor, "at": now.isoformat()},
+    ]
+    ticket.updated_at = now
+    audit.record(
+        session,
+        ticket,
+        actor=actor,
+        action="ticket.reference_added",
+        at=now,
+        after={"kind": kind, "id": value},
+    )
+
+
 async def latest_reply_address(session: AsyncSession, ticket: Ticket) -> dict[str, object]:
     """Where the customer last wrote from on the ticket's channel; replies go there."""
     query = (
@@ -345,6 +364,7 @@ __all__ = [
     "Intake",
     "add_note",
     "add_outbound",
+    "add_reference",
     "format_number",
     "get_ticket",
     "latest_reply_address",

@@ -35,7 +35,10 @@ async def read_receipt(receipt: ReceiptParam, request: Request, _: Reader) -> Re
         raise HTTPException(404, f"no receipt {receipt!r}")
     if row.status == EnvelopeStatus.processed:
         status = "processed"
-    elif row.attempts >= hub_of(request).settings.worker.envelope_max_attempts:
+    elif (
+        row.status == EnvelopeStatus.refused
+        or row.attempts >= hub_of(request).settings.worker.envelope_max_attempts
+    ):
         status = "failed"  # retries spent: an operator must act; until then it is pending
     else:
         status = "pending"

@@ -18,9 +18,9 @@ from hub.sdk.delivery import (
     classify_response,
     post_json,
 )
-from hub.sdk.envelope import InboundEnvelope, Ingest, IngestResult
+from hub.sdk.envelope import ApplyResult, InboundEnvelope, Ingest, IngestResult
 from hub.sdk.http import MIB, BodyTooLarge, error_response, read_limited_body, validation_errors
-from hub.sdk.message import Attachment, Identity, InboundMessage
+from hub.sdk.message import Attachment, Identity, InboundMessage, TicketCommand
 from hub.sdk.signing import (
     SignatureError,
     decode_secret,
@@ -34,6 +34,7 @@ from hub.sdk.version import SDK_VERSION, IncompatibleConnector, check_compatible
 __all__ = [
     "MIB",
     "SDK_VERSION",
+    "ApplyResult",
     "Attachment",
     "BodyTooLarge",
     "Capabilities",
@@ -56,6 +57,7 @@ __all__ = [
     "OutboundMessage",
     "PollResult",
     "SignatureError",
+    "TicketCommand",
     "check_compatible",
     "classify_exception",
     "classify_response",

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from hub.sdk.delivery import DeliveryResult, OutboundMessage
 from hub.sdk.envelope import InboundEnvelope, Ingest
-from hub.sdk.message import InboundMessage
+from hub.sdk.message import InboundMessage, TicketCommand
 from hub.sdk.version import SDK_VERSION
 
 
@@ -104,7 +104,7 @@ class ChannelConnector(ABC, Generic[ConfigT]):
         return None
 
     @abstractmethod
-    def parse(self, envelope: InboundEnvelope) -> InboundMessage:
+    def parse(self, envelope: InboundEnvelope) -> InboundMessage | TicketCommand:
         """Turn a stored envelope into a channel-neutral message. Must be pure and repeatable:
         the hub may parse the same envelope again after a crash."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +33,26 @@ class IngestResult:
     created: bool
 
 
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """What became of an envelope applied at once: ``applied``; ``refused`` (the ticket's
+    rules forbid it; ``detail`` says why); ``not_found`` (no such ticket); or ``deferred``
+    (stored, but it failed for another reason and a worker will retry it)."""
+
+    receipt: str
+    created: bool
+    outcome: Literal["applied", "refused", "not_found", "deferred"]
+    detail: str = ""
+    ticket_number: str | None = None
+
+
 class Ingest(Protocol):
     async def accept(self, envelope: InboundEnvelope) -> IngestResult:
         """Store the envelope durably; returns only after commit."""
+        ...
+
+    async def apply(self, envelope: InboundEnvelope) -> ApplyResult:
+        """Store the envelope and apply it in the same transaction, for peers that must be
+        told at once whether their instruction was accepted. A repeat of the same external id
+        answers as the first time did."""
         ...

@@ -36,3 +36,18 @@ class InboundMessage:
     attachments: tuple[Attachment, ...] = ()
     kind_hint: str | None = None
     opens_ticket: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TicketCommand:
+    """A system's instruction about an existing ticket, as core systems send them (a refund
+    posted, a card unblocked). Applied in this order: reference, note, status, message."""
+
+    ticket_number: str
+    actor: str
+    reference: tuple[str, str] | None = None
+    note: str | None = None
+    status: str | None = None
+    outcome: str | None = None
+    summary: str | None = None
+    customer_message: str | None = None

@@ -16,6 +16,7 @@ class EnvelopeStatus(StrEnum):
     pending = "pending"
     processed = "processed"
     failed = "failed"
+    refused = "refused"  # the ticket's rules refused it; final, the reason in last_error
 
 
 class Envelope(SQLModel, table=True):

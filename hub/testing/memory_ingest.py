@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from hub.sdk import InboundEnvelope, IngestResult
+from hub.sdk import ApplyResult, InboundEnvelope, IngestResult
 
 
 class InMemoryIngest:
@@ -20,3 +20,8 @@ class InMemoryIngest:
         self._receipts[key] = receipt
         self.envelopes.append(envelope)
         return IngestResult(receipt=receipt, created=True)
+
+    async def apply(self, envelope: InboundEnvelope) -> ApplyResult:
+        """Stores like ``accept``; there are no tickets here, so everything is applied."""
+        stored = await self.accept(envelope)
+        return ApplyResult(stored.receipt, stored.created, "applied")

@@ -1,0 +1,205 @@
+"""``POST /channels/core/events``: a core system adds a note or a message to a ticket, moves
+its status within the lifecycle's rules, or attaches a reference (a refund id).
+
+Each system signs with its own Standard Webhooks secret, which also says who is acting. The
+event is stored and applied at once, so a move the lifecycle refuses is answered 409 with the
+reason; the same ``webhook-id`` again answers as the first time did.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Literal
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hub.sdk import (
+    MIB,
+    BodyTooLarge,
+    Capabilities,
+    ChannelConnector,
+    ConnectorConfig,
+    DeliveryResult,
+    Health,
+    InboundEnvelope,
+    OutboundMessage,
+    SignatureError,
+    TicketCommand,
+    decode_secret,
+    error_response,
+    read_limited_body,
+    validation_errors,
+    verify,
+)
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+Status = Literal[
+    "open",
+    "in_progress",
+    "pending_customer",
+    "pending_internal",
+    "under_review",
+    "resolved",
+    "closed",
+]
+
+
+class SystemConfig(ConnectorConfig):
+    secret: str
+    previous_secrets: list[str] = Field(default_factory=list)
+
+    @field_validator("secret", "previous_secrets")
+    @classmethod
+    def _whsec(cls, value: str | list[str]) -> str | list[str]:
+        for item in [value] if isinstance(value, str) else value:
+            decode_secret(item)
+        return value
+
+
+class CoreConfig(ConnectorConfig):
+    systems: dict[str, SystemConfig] = Field(
+        min_length=1, description="one table per system: [connectors.core.systems.<name>]"
+    )
+    max_body_bytes: int = Field(default=MIB // 4, gt=0, le=MIB)
+
+
+class Reference(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field(min_length=1, max_length=40, pattern=r"^[a-z][a-z0-9_]*$")
+    id: str = Field(min_length=1, max_length=100)
+
+
+class CoreEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    ticket_number: str = Field(pattern=r"^[A-Z]{2,6}-\d{8}-\d{6,12}$")
+    reference: Reference | None = None
+    note: str | None = Field(default=None, min_length=1, max_length=20000)
+    status: Status | None = None
+    outcome: Literal["resolved", "partially_resolved", "rejected", "withdrawn"] | None = None
+    summary: str | None = Field(default=None, max_length=5000)
+    message: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=5000,
+        description="told to the customer on the ticket's channel",
+    )
+
+    @field_validator("note", "summary", "message")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        if value is not None and _CONTROL.search(value):
+            raise ValueError("control characters (such as NUL) are not allowed")
+        return value
+
+    @model_validator(mode="after")
+    def _does_something(self) -> CoreEvent:
+        if not (self.reference or self.note or self.status or self.message):
+            raise ValueError("give at least one of reference, note, status, message")
+        if self.outcome and self.status != "resolved" and self.status != "under_review":
+            raise ValueError("outcome goes with status resolved or under_review")
+        return self
+
+
+class CoreConnector(ChannelConnector[CoreConfig]):
+    name = "core"
+    sdk_version = "1.0"
+    Config = CoreConfig
+    capabilities = Capabilities(outbound=False, message_kinds=("note", "status", "reference"))
+
+    def router(self) -> APIRouter:
+        router = APIRouter(tags=["channel: core"])
+        router.add_api_route(
+            "/events",
+            self._receive,
+            methods=["POST"],
+            status_code=202,
+            summary="A core system reports what it has done about a ticket",
+            responses={
+                200: {"description": "This webhook-id was applied before; same answer"},
+                401: {"description": "Signature matches no configured system"},
+                404: {"description": "No such ticket"},
+                409: {"description": "The lifecycle refuses the move; detail says why"},
+                422: {"description": "Invalid event; each bad field named"},
+            },
+        )
+        return router
+
+    def _system(self, request: Request, body: bytes) -> tuple[str, str]:
+        """The system whose secret signed the request, and the webhook-id."""
+        problem = "webhook-signature matches no configured system"
+        for name, system in sorted(self.config.systems.items()):
+            try:
+                msg_id = verify(
+                    [system.secret, *system.previous_secrets],
+                    request.headers,
+                    body,
+                    self.context.clock.now(),
+                )
+            except SignatureError as exc:
+                if "does not match" not in str(exc):
+                    problem = str(exc)  # missing headers or a stale timestamp: same for all
+                    break
+                continue
+            return name, msg_id
+        raise SignatureError(problem)
+
+    async def _receive(self, request: Request) -> Response:
+        try:
+            body = await read_limited_body(request, self.config.max_body_bytes)
+        except BodyTooLarge as exc:
+            return error_response(413, str(exc))
+        try:
+            system, msg_id = self._system(request, body)
+        except SignatureError as exc:
+            return error_response(401, f"signature refused: {exc}")
+        try:
+            CoreEvent.model_validate_json(body)
+        except ValidationError as exc:
+            return error_response(422, "invalid event", validation_errors(exc))
+        result = await self.context.ingest.apply(
+            InboundEnvelope(
+                channel=self.name,
+                external_id=f"{system}:{msg_id}",
+                body=body,
+                content_type="application/json",
+                received_at=self.context.clock.now(),
+                metadata={"system": system},
+            )
+        )
+        if result.outcome == "refused":
+            return error_response(409, result.detail)
+        if result.outcome == "not_found":
+            return error_response(404, result.detail)
+        return Response(
+            json.dumps(
+                {
+                    "receipt": result.receipt,
+                    "ticket_number": result.ticket_number,
+                    "status": "applied" if result.outcome == "applied" else "pending",
+                }
+            ),
+            status_code=202 if result.created else 200,
+            media_type="application/json",
+        )
+
+    def parse(self, envelope: InboundEnvelope) -> TicketCommand:
+        event = CoreEvent.model_validate_json(envelope.body)
+        return TicketCommand(
+            ticket_number=event.ticket_number,
+            actor=f"system:{envelope.metadata.get('system', 'unknown')}",
+            reference=(event.reference.type, event.reference.id) if event.reference else None,
+            note=event.note,
+            status=event.status,
+            outcome=event.outcome,
+            summary=event.summary,
+            customer_message=event.message,
+        )
+
+    async def send(self, message: OutboundMessage) -> DeliveryResult:
+        return DeliveryResult.give_up("the core channel receives only; systems get webhooks")
+
+    async def health(self) -> Health:
+        return Health(ok=True, detail=f"inbound only; {len(self.config.systems)} system(s)")
