@@ -53,6 +53,8 @@ def _write_demo_config(path: Path) -> None:
         "[database]\n"
         'url = "sqlite+aiosqlite:///./var/tongdao.db"\n\n'
         "[worker]\npoll_interval = 0.2\n\n"
+        "# Webhook receivers on this machine are allowed for trying things out.\n"
+        "[webhooks]\nallow_private_targets = true\n\n"
         "[connectors.app]\n"
         f'secret = "{generate_secret()}"\n'
         f'callback_url = "http://127.0.0.1:{CALLBACK_PORT}/callback"\n',
