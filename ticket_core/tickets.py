@@ -272,6 +272,33 @@ async def add_note(
     return message
 
 
+async def assign(
+    session: AsyncSession,
+    ticket: Ticket,
+    *,
+    assignee: str | None,
+    queue: str | None,
+    actor: str,
+    now: datetime,
+) -> None:
+    """Give the ticket to an agent and/or a queue; ``None`` leaves that part as it is."""
+    before = {"assignee": ticket.assignee, "queue": ticket.queue}
+    if assignee is not None:
+        ticket.assignee = assignee or None
+    if queue is not None:
+        ticket.queue = queue or None
+    ticket.updated_at = now
+    audit.record(
+        session,
+        ticket,
+        actor=actor,
+        action="ticket.assigned",
+        at=now,
+        before=before,
+        after={"assignee": ticket.assignee, "queue": ticket.queue},
+    )
+
+
 async def add_reference(
     session: AsyncSession, ticket: Ticket, *, kind: str, value: str, actor: str, now: datetime
 ) -> None:
@@ -365,6 +392,7 @@ __all__ = [
     "add_note",
     "add_outbound",
     "add_reference",
+    "assign",
     "format_number",
     "get_ticket",
     "latest_reply_address",

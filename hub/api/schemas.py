@@ -168,6 +168,12 @@ class MessageAccepted(BaseModel):
     delivery_state: str | None
 
 
+class AssignmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    assignee: str | None = Field(default=None, max_length=120, description="'' to unassign")
+    queue: str | None = Field(default=None, max_length=80, description="'' to clear")
+
+
 class TransitionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: Status

@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hub import webhooks
 from hub.api.dependencies import hub_of
 from hub.api.schemas import (
+    AssignmentIn,
     MessageAccepted,
     NoteIn,
     ReplyIn,
@@ -35,6 +36,7 @@ from ticket_core import (
     TransitionRequest,
     add_note,
     add_outbound,
+    assign,
     get_ticket,
     latest_reply_address,
     messages_of,
@@ -212,5 +214,30 @@ async def move(
             )
         except IllegalTransition as exc:
             raise HTTPException(409, str(exc)) from None
+        await webhooks.emit(session, hub.clock.now())
+        return await _view(session, hub, ticket)
+
+
+@router.post(
+    "/{number}/assignment",
+    response_model=TicketOut,
+    summary="Give the ticket to an agent and/or a queue",
+)
+async def reassign(
+    number: TicketNumber, body: AssignmentIn, request: Request, who: Writer
+) -> TicketOut:
+    if body.assignee is None and body.queue is None:
+        raise HTTPException(422, "give an assignee, a queue, or both")
+    hub = hub_of(request)
+    async with hub.sessions() as session, session.begin():
+        ticket = await _load(session, number, for_update=True)
+        await assign(
+            session,
+            ticket,
+            assignee=body.assignee,
+            queue=body.queue,
+            actor=who.actor,
+            now=hub.clock.now(),
+        )
         await webhooks.emit(session, hub.clock.now())
         return await _view(session, hub, ticket)

@@ -48,17 +48,17 @@ class CoreSystem:
             await self._runner.cleanup()
 
     def verified(self, secret: str, moved_clock: bool = False) -> list[dict[str, Any]]:
-        """Every delivery, checked with the reference implementation (which reads the real
-        time), or by ours at each request's own time when the test has moved the clock."""
-        if moved_clock:
-            return [
-                json.loads(body)
-                for body, h in self.requests
-                if verify(
-                    [secret], h, body, datetime.fromtimestamp(int(h["webhook-timestamp"]), UTC)
-                )
-            ]
-        return [Webhook(secret).verify(body, headers) for body, headers in self.requests]
+        """Every delivery, checked with the reference implementation. Its ``verify`` reads
+        the real time; when the test has moved the clock, its ``sign`` is compared instead."""
+        if not moved_clock:
+            return [Webhook(secret).verify(body, headers) for body, headers in self.requests]
+        payloads = []
+        for body, headers in self.requests:
+            stamp = datetime.fromtimestamp(int(headers["webhook-timestamp"]), UTC)
+            expected = Webhook(secret).sign(headers["webhook-id"], stamp, body.decode())
+            assert expected in headers["webhook-signature"].split(), "signature mismatch"
+            payloads.append(json.loads(body))
+        return payloads
 
     def delivered(self, secret: str, moved_clock: bool = False) -> list[dict[str, Any]]:
         """Deliveries the system accepted, once per webhook-id."""
@@ -281,3 +281,24 @@ async def test_only_admins_and_integrators_manage_subscriptions(
     agent = await make_key(Role.agent)
     response = await api.get("/api/v1/webhooks", headers=agent)
     assert response.status_code == 403
+
+
+async def test_assignment_is_a_ticket_assigned_event(
+    api: httpx.AsyncClient, hub: Hub, clock: ManualClock, core: CoreSystem, make_key
+) -> None:
+    admin, supervisor = await make_key(Role.admin), await make_key(Role.supervisor)
+    subscription = await _subscribe(api, admin, core.url, ["ticket.assigned"])
+    await push(api, app_message(), clock.now())
+    await drain(hub)
+    number = (await api.get("/api/v1/tickets", headers=admin)).json()["items"][0]["number"]
+    response = await api.post(
+        f"/api/v1/tickets/{number}/assignment",
+        json={"assignee": "li.wei", "queue": "cards"},
+        headers=supervisor,
+    )
+    assert response.status_code == 200
+    assert (response.json()["assignee"], response.json()["queue"]) == ("li.wei", "cards")
+    await drain(hub)
+    (event,) = core.verified(subscription["secret"])
+    assert event["type"] == "ticket.assigned"
+    assert event["data"]["change"]["after"] == {"assignee": "li.wei", "queue": "cards"}
