@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Request, Response
-from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
+from pydantic import AnyHttpUrl, Field, ValidationError
 
 from connectors.app.models import AppCallback, AppMessageIn
 from hub.sdk import (
@@ -22,10 +20,11 @@ from hub.sdk import (
     InboundMessage,
     OutboundMessage,
     SignatureError,
-    decode_secret,
+    WebhookSecret,
     error_response,
     post_json,
     read_limited_body,
+    receipt_response,
     signed_headers,
     validation_errors,
     verify,
@@ -33,8 +32,8 @@ from hub.sdk import (
 
 
 class AppConfig(ConnectorConfig):
-    secret: str = Field(description="whsec_ secret that signs pushes both ways")
-    previous_secrets: list[str] = Field(
+    secret: WebhookSecret = Field(description="whsec_ secret that signs pushes both ways")
+    previous_secrets: list[WebhookSecret] = Field(
         default_factory=list, description="still accepted on inbound pushes during a rotation"
     )
     callback_url: AnyHttpUrl | None = Field(
@@ -44,13 +43,6 @@ class AppConfig(ConnectorConfig):
     timestamp_tolerance_seconds: int = Field(
         default=300, gt=0, le=300, description="the contract refuses anything over 5 minutes"
     )
-
-    @field_validator("secret", "previous_secrets")
-    @classmethod
-    def _whsec(cls, value: str | list[str]) -> str | list[str]:
-        for item in [value] if isinstance(value, str) else value:
-            decode_secret(item)
-        return value
 
 
 class AppConnector(ChannelConnector[AppConfig]):
@@ -109,11 +101,7 @@ class AppConnector(ChannelConnector[AppConfig]):
                 headers={"webhook-timestamp": request.headers["webhook-timestamp"]},
             )
         )
-        return Response(
-            content=json.dumps({"receipt": result.receipt}),
-            status_code=202 if result.created else 200,
-            media_type="application/json",
-        )
+        return receipt_response(result.receipt, result.created)
 
     def parse(self, envelope: InboundEnvelope) -> InboundMessage:
         message = AppMessageIn.model_validate_json(envelope.body)

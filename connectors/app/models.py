@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hub.sdk import PlainText
+
 MAX_ATTACHMENTS = 5
-# C0 controls but tab, newline and carriage return; PostgreSQL cannot store NUL in text.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class AppAttachment(BaseModel):
@@ -38,18 +37,11 @@ class AppMessageIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    @field_validator("user_id", "text", "phone", "name", "ticket_number")
-    @classmethod
-    def _printable(cls, value: str | None) -> str | None:
-        if value is not None and _CONTROL.search(value):
-            raise ValueError("control characters (such as NUL) are not allowed")
-        return value
-
-    user_id: str = Field(min_length=1, max_length=128)
-    text: str = Field(min_length=1, max_length=20000)
+    user_id: PlainText = Field(min_length=1, max_length=128)
+    text: PlainText = Field(min_length=1, max_length=20000)
     phone: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9 -]{5,32}$")
-    name: str | None = Field(default=None, max_length=100)
-    ticket_number: str | None = Field(default=None, max_length=32)
+    name: PlainText | None = Field(default=None, max_length=100)
+    ticket_number: PlainText | None = Field(default=None, max_length=32)
     attachments: list[AppAttachment] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
 
 

@@ -8,12 +8,10 @@ reason; the same ``webhook-id`` again answers as the first time did.
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hub.sdk import (
     MIB,
@@ -25,16 +23,17 @@ from hub.sdk import (
     Health,
     InboundEnvelope,
     OutboundMessage,
+    PlainText,
     SignatureError,
     TicketCommand,
-    decode_secret,
+    WebhookSecret,
     error_response,
     read_limited_body,
+    receipt_response,
     validation_errors,
     verify,
 )
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 Status = Literal[
     "open",
     "in_progress",
@@ -47,15 +46,8 @@ Status = Literal[
 
 
 class SystemConfig(ConnectorConfig):
-    secret: str
-    previous_secrets: list[str] = Field(default_factory=list)
-
-    @field_validator("secret", "previous_secrets")
-    @classmethod
-    def _whsec(cls, value: str | list[str]) -> str | list[str]:
-        for item in [value] if isinstance(value, str) else value:
-            decode_secret(item)
-        return value
+    secret: WebhookSecret
+    previous_secrets: list[WebhookSecret] = Field(default_factory=list)
 
 
 class CoreConfig(ConnectorConfig):
@@ -76,23 +68,16 @@ class CoreEvent(BaseModel):
 
     ticket_number: str = Field(pattern=r"^[A-Z]{2,6}-\d{8}-\d{6,12}$")
     reference: Reference | None = None
-    note: str | None = Field(default=None, min_length=1, max_length=20000)
+    note: PlainText | None = Field(default=None, min_length=1, max_length=20000)
     status: Status | None = None
     outcome: Literal["resolved", "partially_resolved", "rejected", "withdrawn"] | None = None
-    summary: str | None = Field(default=None, max_length=5000)
-    message: str | None = Field(
+    summary: PlainText | None = Field(default=None, max_length=5000)
+    message: PlainText | None = Field(
         default=None,
         min_length=1,
         max_length=5000,
         description="told to the customer on the ticket's channel",
     )
-
-    @field_validator("note", "summary", "message")
-    @classmethod
-    def _printable(cls, value: str | None) -> str | None:
-        if value is not None and _CONTROL.search(value):
-            raise ValueError("control characters (such as NUL) are not allowed")
-        return value
 
     @model_validator(mode="after")
     def _does_something(self) -> CoreEvent:
@@ -173,16 +158,11 @@ class CoreConnector(ChannelConnector[CoreConfig]):
             return error_response(409, result.detail)
         if result.outcome == "not_found":
             return error_response(404, result.detail)
-        return Response(
-            json.dumps(
-                {
-                    "receipt": result.receipt,
-                    "ticket_number": result.ticket_number,
-                    "status": "applied" if result.outcome == "applied" else "pending",
-                }
-            ),
-            status_code=202 if result.created else 200,
-            media_type="application/json",
+        return receipt_response(
+            result.receipt,
+            result.created,
+            ticket_number=result.ticket_number,
+            status="applied" if result.outcome == "applied" else "pending",
         )
 
     def parse(self, envelope: InboundEnvelope) -> TicketCommand:

@@ -19,6 +19,7 @@ from hub.sdk.delivery import (
     post_json,
 )
 from hub.sdk.envelope import ApplyResult, InboundEnvelope, Ingest, IngestResult
+from hub.sdk.fields import PlainText, WebhookSecret, receipt_response
 from hub.sdk.http import MIB, BodyTooLarge, error_response, read_limited_body, validation_errors
 from hub.sdk.message import Attachment, Identity, InboundMessage, TicketCommand
 from hub.sdk.signing import (
@@ -55,9 +56,11 @@ __all__ = [
     "Ingest",
     "IngestResult",
     "OutboundMessage",
+    "PlainText",
     "PollResult",
     "SignatureError",
     "TicketCommand",
+    "WebhookSecret",
     "check_compatible",
     "classify_exception",
     "classify_response",
@@ -66,6 +69,7 @@ __all__ = [
     "generate_secret",
     "post_json",
     "read_limited_body",
+    "receipt_response",
     "sign",
     "signed_headers",
     "validation_errors",

@@ -194,7 +194,7 @@ async def test_uninstalled_connector_with_nothing_installed_says_none(
         ({}, "secret", "Field required"),
         ({"secret": "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, "secret", "whsec_"),
         ({"secret": SECRET, "callbak_url": "http://x"}, "callbak_url", "Extra inputs"),
-        ({"secret": SECRET, "previous_secrets": ["old"]}, "previous_secrets", "whsec_"),
+        ({"secret": SECRET, "previous_secrets": ["old"]}, "previous_secrets.0", "whsec_"),
         ({"secret": SECRET, "callback_url": "not a url"}, "callback_url", "URL"),
         ({"secret": SECRET, "max_body_bytes": 0}, "max_body_bytes", "greater than 0"),
     ],
