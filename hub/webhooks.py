@@ -18,7 +18,6 @@ import socket
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -86,6 +85,8 @@ def event_types(audit: AuditEvent) -> list[str]:
         return types
     if action == "ticket.reference_added":
         return ["ticket.updated"]
+    if action == "ticket.assigned":
+        return ["ticket.assigned", "ticket.updated"]
     if action.startswith("message.") and action != "message.note":
         return ["message.created"]
     if action in EVENT_TYPES:
@@ -108,9 +109,8 @@ async def emit(session: AsyncSession, now: datetime) -> int:
     pending: list[AuditEvent] = session.sync_session.info.pop(_PENDING, [])
     if not pending:
         return 0
-    subscriptions = (
-        await session.exec(select(WebhookSubscription).where(WebhookSubscription.active == True))  # noqa: E712
-    ).all()
+    # Disabled subscriptions get their events too; they wait until it is re-enabled.
+    subscriptions = (await session.exec(select(WebhookSubscription))).all()
     if not subscriptions:
         return 0
     written = 0
@@ -212,8 +212,11 @@ def _payload(
     event_type: str, snapshot: dict[str, Any], clear: bool, now: datetime
 ) -> dict[str, Any]:
     data = {"version": PAYLOAD_VERSION, **snapshot}
-    if data["message"] is not None and not clear:
-        data["message"] = {**data["message"], "text": redact_text(data["message"]["text"])}
+    if not clear:
+        if data["message"] is not None:
+            data["message"] = {**data["message"], "text": redact_text(data["message"]["text"])}
+        if data["ticket"] is not None:
+            data["ticket"] = {**data["ticket"], "subject": redact_text(data["ticket"]["subject"])}
     return {"type": event_type, "timestamp": now.isoformat(), "data": data}
 
 
@@ -224,32 +227,52 @@ class TargetRefused(Exception):
     pass
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether an address is not a public one, including IPv4 hidden inside IPv6 forms."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address in _NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None and _internal(embedded):
+            return True
+    return not address.is_global or address.is_multicast
+
+
 async def check_target(url: str, allow_private: bool) -> None:
-    """Refuse URLs a webhook must not reach: other schemes, and (unless allowed) private,
-    loopback, link-local and other internal addresses, checked on every resolved address."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise TargetRefused(f"only http and https URLs are allowed, not {parts.scheme or 'none'!r}")
-    if not parts.hostname:
+    """Refuse URLs a webhook must not reach: other schemes, credentials in the URL, and
+    (unless allowed) any host that resolves to a private, loopback, link-local or otherwise
+    internal address. The host is read as httpx will connect to it (IDNA 2008)."""
+    try:
+        parsed = httpx.URL(url)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    except (httpx.InvalidURL, ValueError, TypeError) as exc:
+        raise TargetRefused(f"the URL cannot be parsed: {exc}") from None
+    if not 0 < port < 65536:
+        raise TargetRefused(f"the URL cannot be parsed: port {port} is out of range")
+    if parsed.scheme not in ("http", "https"):
+        raise TargetRefused(
+            f"only http and https URLs are allowed, not {parsed.scheme or 'none'!r}"
+        )
+    if not parsed.host:
         raise TargetRefused("the URL has no host")
-    if parts.username or parts.password:
+    if parsed.userinfo:
         raise TargetRefused("the URL must not carry credentials")
     if allow_private:
         return
+    host = parsed.raw_host.decode("ascii").strip("[]")
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            parts.hostname,
-            parts.port or (443 if parts.scheme == "https" else 80),
-            type=socket.SOCK_STREAM,
-        )
-    except OSError as exc:
-        raise TargetRefused(f"the host {parts.hostname!r} does not resolve: {exc}") from None
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        raise TargetRefused(f"the host {parsed.host!r} does not resolve") from None
     for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global or address.is_multicast:
+        if _internal(ipaddress.ip_address(info[4][0])):
+            # The address itself is not echoed: it would map internal names for the caller.
             raise TargetRefused(
-                f"{parts.hostname} resolves to {address}, a private, loopback or link-local "
-                "address; set webhooks.allow_private_targets to allow it"
+                f"{parsed.host} resolves to a private, loopback or link-local address; set "
+                "webhooks.allow_private_targets to allow it"
             )
 
 

@@ -8,6 +8,7 @@ reason; the same ``webhook-id`` again answers as the first time did.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response
@@ -56,6 +57,20 @@ class CoreConfig(ConnectorConfig):
     )
     max_body_bytes: int = Field(default=MIB // 4, gt=0, le=MIB)
 
+    @model_validator(mode="after")
+    def _distinct_systems(self) -> CoreConfig:
+        # The name goes into the event's external id and the secret says who acts: both must
+        # be unambiguous, or one system could act as, or pre-empt, another.
+        for name in self.systems:
+            if not re.fullmatch(r"[a-z0-9_-]{1,40}", name):
+                raise ValueError(f"system name {name!r}: use a-z, 0-9, _ and - only")
+        secrets = [
+            s for system in self.systems.values() for s in (system.secret, *system.previous_secrets)
+        ]
+        if len(secrets) != len(set(secrets)):
+            raise ValueError("each system needs secrets of its own; two systems share one")
+        return self
+
 
 class Reference(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -83,8 +98,8 @@ class CoreEvent(BaseModel):
     def _does_something(self) -> CoreEvent:
         if not (self.reference or self.note or self.status or self.message):
             raise ValueError("give at least one of reference, note, status, message")
-        if self.outcome and self.status != "resolved" and self.status != "under_review":
-            raise ValueError("outcome goes with status resolved or under_review")
+        if (self.outcome or self.summary) and self.status not in ("resolved", "under_review"):
+            raise ValueError("outcome and summary go with status resolved or under_review")
         return self
 
 

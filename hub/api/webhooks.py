@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlmodel import col, select
 
 from hub import webhooks
@@ -69,7 +69,7 @@ class Rotated(BaseModel):
 
 
 class ReplayIn(BaseModel):
-    since: datetime
+    since: AwareDatetime = Field(description="with its zone, e.g. 2026-11-23T00:00:00+08:00")
 
 
 class AttemptOut(BaseModel):
@@ -94,6 +94,12 @@ async def _checked(request: Request, url: str, events: list[str]) -> None:
         raise HTTPException(422, f"url refused: {exc}") from None
 
 
+def _may_see_clear_text(who: Principal, wanted: bool | None) -> None:
+    # Unmasked message text is for endpoints an administrator vouches for, not any integrator.
+    if wanted and who.role != Role.admin:
+        raise HTTPException(403, "only an admin may give a subscription clear_text")
+
+
 async def _get(session, subscription_id: int) -> WebhookSubscription:  # type: ignore[no-untyped-def]
     found = await session.get(WebhookSubscription, subscription_id)
     if found is None:
@@ -113,7 +119,8 @@ def _out(subscription: WebhookSubscription, pending: int = 0) -> SubscriptionOut
     response_model=SubscriptionCreated,
     summary="Subscribe an endpoint to ticket events; the secret is shown once",
 )
-async def create(body: SubscriptionIn, request: Request, _: Manager) -> SubscriptionCreated:
+async def create(body: SubscriptionIn, request: Request, who: Manager) -> SubscriptionCreated:
+    _may_see_clear_text(who, body.clear_text)
     await _checked(request, body.url, body.events)
     hub = hub_of(request)
     now = hub.clock.now()
@@ -164,11 +171,12 @@ async def read(subscription_id: SubscriptionId, request: Request, _: Manager) ->
     summary="Change a subscription; re-activating clears the failure record",
 )
 async def update(
-    subscription_id: SubscriptionId, body: SubscriptionPatch, request: Request, _: Manager
+    subscription_id: SubscriptionId, body: SubscriptionPatch, request: Request, who: Manager
 ) -> SubscriptionOut:
     hub = hub_of(request)
     async with hub.reads() as session:
         current = await _get(session, subscription_id)
+    _may_see_clear_text(who, body.clear_text or (current.clear_text and body.url is not None))
     # Checked outside the write transaction: it resolves the host.
     await _checked(request, body.url or current.url, body.events or current.events)
     async with hub.sessions() as session, session.begin():
@@ -202,6 +210,13 @@ async def rotate(
     now = hub.clock.now()
     async with hub.sessions() as session, session.begin():
         subscription = await _get(session, subscription_id)
+        if subscription.previous_secret_until and subscription.previous_secret_until > now:
+            raise HTTPException(
+                409,
+                "the previous rotation's overlap is still running (until "
+                f"{subscription.previous_secret_until.isoformat()}); receivers still use that "
+                "secret, so rotate again after it",
+            )
         subscription.previous_secret = subscription.secret
         subscription.previous_secret_until = now + timedelta(hours=body.overlap_hours)
         subscription.secret = generate_secret()

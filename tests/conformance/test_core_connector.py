@@ -34,6 +34,8 @@ class CoreHarness(HttpConnectorHarness):
         return [
             ({}, "systems"),
             ({"systems": {"cards": {"secret": "plain"}}}, "systems.cards.secret"),
+            ({"systems": {"a:b": {"secret": APP_SECRET}}}, ""),
+            ({"systems": {"a": {"secret": APP_SECRET}, "b": {"secret": APP_SECRET}}}, ""),
         ]
 
     def valid_request(self, now: datetime) -> InboundRequest:
@@ -59,6 +61,11 @@ class CoreHarness(HttpConnectorHarness):
                 {"ticket_number": "TD-20261123-000001", "status": "archived"},
                 now,
                 description="unknown status",
+            ),
+            _event(
+                {"ticket_number": "TD-20261123-000001", "summary": "done", "note": "x"},
+                now,
+                description="summary without a status",
             ),
             _event(
                 {"ticket_number": "TD-20261123-000001", "note": "a\u0000"},

@@ -122,6 +122,7 @@ async def test_ticket_events_are_delivered_signed_and_verifiable(
     inbound = payloads[1]["data"]["message"]
     assert inbound["direction"] == "in"
     assert "13812345678" not in inbound["text"] and "138****5678" in inbound["text"]
+    assert "13812345678" not in json.dumps(payloads, ensure_ascii=False)  # subject too
     ids = [headers["webhook-id"] for _, headers in core.requests]
     assert len(set(ids)) == len(ids)
 
@@ -229,6 +230,10 @@ async def test_ssrf_targets_are_refused(api: httpx.AsyncClient, hub: Hub, make_k
         ("http://[::1]/hook", "loopback"),
         ("ftp://example.com/hook", "only http and https"),
         ("http://user:pw@example.com/hook", "credentials"),
+        ("http://[2002:7f00:1::]/hook", "loopback"),
+        ("http://[64:ff9b::a9fe:a9fe]/hook", "link-local"),
+        ("http://[::ffff:10.0.0.1]/hook", "private"),
+        ("http://example.com:99999/hook", "cannot be parsed"),
     ):
         response = await api.post(
             "/api/v1/webhooks", json={"url": url, "events": ["*"]}, headers=admin
@@ -302,3 +307,38 @@ async def test_assignment_is_a_ticket_assigned_event(
     (event,) = core.verified(subscription["secret"])
     assert event["type"] == "ticket.assigned"
     assert event["data"]["change"]["after"] == {"assignee": "li.wei", "queue": "cards"}
+
+
+async def test_only_an_admin_gives_a_subscription_clear_text(
+    api: httpx.AsyncClient, core: CoreSystem, make_key
+) -> None:
+    integrator = await make_key(Role.integrator)
+    body = {"url": core.url, "events": ["*"], "clear_text": True}
+    refused = await api.post("/api/v1/webhooks", json=body, headers=integrator)
+    assert refused.status_code == 403
+    assert "only an admin" in refused.json()["detail"]
+
+
+async def test_replay_needs_a_time_with_its_zone(
+    api: httpx.AsyncClient, core: CoreSystem, make_key
+) -> None:
+    admin = await make_key(Role.admin)
+    subscription = await _subscribe(api, admin, core.url, ["*"])
+    response = await api.post(
+        f"/api/v1/webhooks/{subscription['id']}/replay",
+        json={"since": "2026-01-01T00:00:00"},
+        headers=admin,
+    )
+    assert response.status_code == 422
+
+
+async def test_second_rotation_during_the_overlap_is_refused(
+    api: httpx.AsyncClient, core: CoreSystem, make_key
+) -> None:
+    admin = await make_key(Role.admin)
+    subscription = await _subscribe(api, admin, core.url, ["*"])
+    path = f"/api/v1/webhooks/{subscription['id']}/rotate"
+    assert (await api.post(path, json={"overlap_hours": 1}, headers=admin)).status_code == 200
+    again = await api.post(path, json={"overlap_hours": 1}, headers=admin)
+    assert again.status_code == 409
+    assert "overlap is still running" in again.json()["detail"]

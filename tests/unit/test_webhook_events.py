@@ -47,7 +47,7 @@ def _audit(action: str, before: dict | None = None, after: dict | None = None) -
             {"status": "resolved"},
             ["ticket.status_changed", "ticket.updated", "review.decided"],
         ),
-        ("ticket.assigned", {}, {}, ["ticket.assigned"]),
+        ("ticket.assigned", {}, {}, ["ticket.assigned", "ticket.updated"]),
         ("ticket.reference_added", {}, {}, ["ticket.updated"]),
         ("message.received", {}, {}, ["message.created"]),
         ("message.reply", {}, {}, ["message.created"]),
