@@ -260,7 +260,11 @@ class Dispatcher:
                 )
             ).one()
             if row.claim_token != claim.token:
-                return  # the lease ran out and another dispatcher owns the row now
+                # The lease ran out and another dispatcher owns the row now; the attempt still
+                # happened, so the handler's log keeps it.
+                if handler is not None:
+                    await handler.record(session, claim, result, now, latency)
+                return
             row.locked_until = None
             row.claim_token = None
             state: DeliveryState | None = None

@@ -294,7 +294,6 @@ class WebhookDelivery:
         self._settings = settings
         self.max_attempts = settings.max_attempts
         self.backoff = Backoff(settings.backoff_initial, settings.backoff_max)
-        self._answers: dict[int, tuple[int | None, str | None]] = {}
 
     async def claimable(self, session: AsyncSession, now: datetime) -> list[str]:
         ids = (
@@ -337,9 +336,7 @@ class WebhookDelivery:
         try:
             response = await self._http.post(subscription.url, content=body, headers=headers)
         except Exception as exc:
-            self._answers[claim.row_id] = (None, None)
             return classify_exception(exc)
-        self._answers[claim.row_id] = (response.status_code, response.text[:500])
         return classify_response(response)
 
     async def record(
@@ -350,7 +347,6 @@ class WebhookDelivery:
         now: datetime,
         latency: float,
     ) -> None:
-        status_code, excerpt = self._answers.pop(claim.row_id, (None, None))
         session.add(
             WebhookAttempt(
                 subscription_id=int(claim.name),
@@ -358,9 +354,9 @@ class WebhookDelivery:
                 event_type=claim.purpose,
                 attempted_at=now,
                 result=result.status.value,
-                status_code=status_code,
+                status_code=result.status_code,
                 latency_ms=round(latency * 1000),
-                response_excerpt=redact_text(excerpt) if excerpt else redact_text(result.reason),
+                response_excerpt=redact_text(result.response_excerpt or result.reason) or None,
             )
         )
         subscription = await session.get(WebhookSubscription, int(claim.name), with_for_update=True)

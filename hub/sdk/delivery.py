@@ -38,6 +38,9 @@ class DeliveryResult:
     reason: str = ""
     retry_after: float | None = None
     peer_reference: str | None = None
+    status_code: int | None = None
+    """The peer's HTTP status, when there was an answer (for delivery logs)."""
+    response_excerpt: str = ""
 
     @classmethod
     def delivered(cls, peer_reference: str | None = None) -> DeliveryResult:
@@ -59,13 +62,21 @@ MAX_RETRY_AFTER = 86400.0
 def classify_response(response: httpx.Response) -> DeliveryResult:
     """The usual reading of an HTTP peer's answer: 2xx delivered; 408/429/5xx later; 4xx never."""
     code = response.status_code
-    if 200 <= code < 300:
-        return DeliveryResult.delivered(response.headers.get("x-request-id"))
     excerpt = response.text[:200].strip()
-    reason = f"HTTP {code}" + (f": {excerpt}" if excerpt else "")
-    if code >= 500 or code in _RETRYABLE_4XX:
-        return DeliveryResult.retry(reason, _retry_after(response.headers.get("retry-after")))
-    return DeliveryResult.give_up(reason)
+    if 200 <= code < 300:
+        status, reason, retry_after = DeliveryStatus.delivered, "", None
+    elif code >= 500 or code in _RETRYABLE_4XX:
+        status, reason = DeliveryStatus.retry, f"HTTP {code}" + (f": {excerpt}" if excerpt else "")
+        retry_after = _retry_after(response.headers.get("retry-after"))
+    else:
+        status, reason = (
+            DeliveryStatus.give_up,
+            f"HTTP {code}" + (f": {excerpt}" if excerpt else ""),
+        )
+        retry_after = None
+    return DeliveryResult(
+        status, reason, retry_after, response.headers.get("x-request-id"), code, excerpt
+    )
 
 
 def classify_exception(exc: Exception) -> DeliveryResult:
