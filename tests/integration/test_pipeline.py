@@ -228,3 +228,33 @@ async def test_received_at_survives_the_round_trip_as_utc(hub: Hub) -> None:
     (envelope,) = await _envelopes(hub)
     assert envelope.received_at == moment
     assert envelope.received_at.tzinfo is not None
+
+
+async def test_envelopes_arriving_together_commit_together_and_dedupe(
+    hub: Hub, clock: ManualClock
+) -> None:
+    import asyncio
+
+    envelopes = [_envelope(clock, f"g-{i}", app_message(user_id=f"g{i}")) for i in range(40)]
+    envelopes.append(_envelope(clock, "g-0", app_message("repeat", user_id="g0")))
+    results = await asyncio.gather(*(hub.envelopes.accept(e) for e in envelopes))
+    assert sum(r.created for r in results) == 40
+    assert results[-1].receipt == results[0].receipt and not results[-1].created
+    assert len(await _envelopes(hub)) == 40
+
+
+async def test_one_envelope_the_store_refuses_does_not_fail_its_neighbours(
+    hub: Hub, clock: ManualClock, database_url: str
+) -> None:
+    import asyncio
+
+    good = [_envelope(clock, f"n-{i}", app_message(user_id=f"n{i}")) for i in range(5)]
+    bad = _envelope(clock, "bad", app_message(), channel="c" * 60)  # longer than the column
+    outcomes = await asyncio.gather(
+        *(hub.envelopes.accept(e) for e in [*good, bad]), return_exceptions=True
+    )
+    assert all(not isinstance(o, Exception) and o.created for o in outcomes[:5])
+    if database_url.startswith("postgresql"):  # SQLite does not enforce column lengths
+        assert isinstance(outcomes[5], Exception)
+    stored = {e.external_id for e in await _envelopes(hub)}
+    assert {f"n-{i}" for i in range(5)} <= stored
