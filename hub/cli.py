@@ -338,8 +338,6 @@ def webhooks_create(
 ) -> None:
     """Subscribe an endpoint; the secret is printed once, as the last line."""
     from hub import webhooks
-    from hub.sdk import generate_secret
-    from hub.store import WebhookSubscription
     from ticket_core import SystemClock
 
     settings = _settings()
@@ -358,15 +356,7 @@ def webhooks_create(
 
     async def create(sessions):  # type: ignore[no-untyped-def]
         now = SystemClock().now()
-        subscription = WebhookSubscription(
-            url=url,
-            events=events,
-            description=description,
-            clear_text=clear_text,
-            secret=generate_secret(),
-            created_at=now,
-            updated_at=now,
-        )
+        subscription = webhooks.new_subscription(url, events, description, clear_text, now)
         async with sessions() as session, session.begin():
             session.add(subscription)
         return subscription
@@ -411,9 +401,7 @@ def webhooks_rotate(
     ] = 24,
 ) -> None:
     """Give a subscription a new secret, printed once as the last line."""
-    from datetime import timedelta
-
-    from hub.sdk import generate_secret
+    from hub import webhooks
     from hub.store import WebhookSubscription
     from ticket_core import SystemClock
 
@@ -423,15 +411,19 @@ def webhooks_rotate(
             row = await session.get(WebhookSubscription, subscription_id)
             if row is None:
                 return None
-            row.previous_secret, row.secret = row.secret, generate_secret()
-            row.previous_secret_until = now + timedelta(hours=overlap_hours)
-            row.updated_at = now
+            try:
+                secret = webhooks.rotate_secret(row, now, overlap_hours)
+            except webhooks.RotationOverlap as exc:
+                return exc
             session.add(row)
-            return row.secret
+            return secret
 
     secret = _with_sessions(rotate)
     if secret is None:
         console.print(f"[red]no subscription {subscription_id}[/red]")
+        raise typer.Exit(1)
+    if isinstance(secret, Exception):
+        console.print(f"[red]{secret}[/red]")
         raise typer.Exit(1)
     console.print(
         f"new secret for subscription {subscription_id}; the old one signs too for "

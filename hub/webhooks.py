@@ -29,7 +29,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hub.backoff import Backoff
 from hub.logs import redact_text
 from hub.outbox import Claim
-from hub.sdk import DeliveryResult, DeliveryStatus, classify_exception, classify_response, sign
+from hub.sdk import (
+    DeliveryResult,
+    DeliveryStatus,
+    classify_exception,
+    classify_response,
+    generate_secret,
+    sign,
+)
 from hub.settings import WebhookSettings
 from hub.store import OutboxRow, SessionFactory, WebhookAttempt, WebhookSubscription
 from ticket_core import AuditEvent, Clock, Customer, Message, Ticket
@@ -218,6 +225,44 @@ def _payload(
         if data["ticket"] is not None:
             data["ticket"] = {**data["ticket"], "subject": redact_text(data["ticket"]["subject"])}
     return {"type": event_type, "timestamp": now.isoformat(), "data": data}
+
+
+# --- subscriptions ------------------------------------------------------------------------
+
+
+def new_subscription(
+    url: str, events: list[str], description: str, clear_text: bool, now: datetime
+) -> WebhookSubscription:
+    """A subscription with a freshly generated secret (API and CLI alike)."""
+    return WebhookSubscription(
+        url=url,
+        events=events,
+        description=description,
+        clear_text=clear_text,
+        secret=generate_secret(),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+class RotationOverlap(Exception):
+    pass
+
+
+def rotate_secret(subscription: WebhookSubscription, now: datetime, overlap_hours: float) -> str:
+    """Give a new secret; the old one keeps signing for ``overlap_hours``. Refused while an
+    earlier overlap runs: receivers may still verify with the secret it would discard."""
+    until = subscription.previous_secret_until
+    if until and until > now:
+        raise RotationOverlap(
+            f"the previous rotation's overlap is still running (until {until.isoformat()}); "
+            "receivers still use that secret, so rotate again after it"
+        )
+    subscription.previous_secret = subscription.secret
+    subscription.previous_secret_until = now + timedelta(hours=overlap_hours)
+    subscription.secret = generate_secret()
+    subscription.updated_at = now
+    return subscription.secret
 
 
 # --- endpoints ----------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -12,7 +12,6 @@ from sqlmodel import col, select
 from hub import webhooks
 from hub.api.dependencies import hub_of
 from hub.auth import Principal, Role, require
-from hub.sdk import generate_secret
 from hub.store import OutboxRow, OutboxStatus, WebhookAttempt, WebhookSubscription
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
@@ -124,14 +123,8 @@ async def create(body: SubscriptionIn, request: Request, who: Manager) -> Subscr
     await _checked(request, body.url, body.events)
     hub = hub_of(request)
     now = hub.clock.now()
-    subscription = WebhookSubscription(
-        url=body.url,
-        events=body.events,
-        description=body.description,
-        clear_text=body.clear_text,
-        secret=generate_secret(),
-        created_at=now,
-        updated_at=now,
+    subscription = webhooks.new_subscription(
+        body.url, body.events, body.description, body.clear_text, now
     )
     async with hub.sessions() as session, session.begin():
         session.add(subscription)
@@ -210,17 +203,10 @@ async def rotate(
     now = hub.clock.now()
     async with hub.sessions() as session, session.begin():
         subscription = await _get(session, subscription_id)
-        if subscription.previous_secret_until and subscription.previous_secret_until > now:
-            raise HTTPException(
-                409,
-                "the previous rotation's overlap is still running (until "
-                f"{subscription.previous_secret_until.isoformat()}); receivers still use that "
-                "secret, so rotate again after it",
-            )
-        subscription.previous_secret = subscription.secret
-        subscription.previous_secret_until = now + timedelta(hours=body.overlap_hours)
-        subscription.secret = generate_secret()
-        subscription.updated_at = now
+        try:
+            webhooks.rotate_secret(subscription, now, body.overlap_hours)
+        except webhooks.RotationOverlap as exc:
+            raise HTTPException(409, str(exc)) from None
         session.add(subscription)
     return Rotated(
         secret=subscription.secret, previous_secret_until=subscription.previous_secret_until

@@ -140,3 +140,21 @@ def test_webhooks_create_list_rotate_and_replay(tmp_path: Path) -> None:
     assert rotated.stdout.strip().splitlines()[-1] != created.stdout.strip().splitlines()[-1]
     replayed = run(tmp_path, "webhooks", "replay", "1", "--since", "2026-01-01T00:00:00+08:00")
     assert "0 deliveries queued again" in replayed.stdout
+
+
+def test_webhooks_rotate_refuses_a_second_rotation_during_the_overlap(tmp_path: Path) -> None:
+    run(tmp_path, "migrate")
+    run(
+        tmp_path,
+        "webhooks",
+        "create",
+        "--url",
+        "http://127.0.0.1:9/x",
+        "--event",
+        "*",
+        TONGDAO_WEBHOOKS__ALLOW_PRIVATE_TARGETS="true",
+    )
+    assert run(tmp_path, "webhooks", "rotate", "1").returncode == 0
+    again = run(tmp_path, "webhooks", "rotate", "1")
+    assert again.returncode == 1
+    assert "overlap is still running" in again.stdout
