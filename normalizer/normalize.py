@@ -6,8 +6,29 @@ from hub.sdk import InboundEnvelope, InboundMessage
 from normalizer.classify import classify
 from normalizer.pii import mask_identity, mask_name, mask_phone
 from ticket_core.intake import IdentityClaim, IncomingAttachment, IncomingMessage
+from ticket_core.models import Priority
 
 SUBJECT_LENGTH = 80
+REGULATOR_QUEUE = "consumer-protection"
+_RAISING_TAGS = frozenset({"elderly", "foreign", "disabled"})
+_ORDER = (Priority.low, Priority.normal, Priority.high, Priority.urgent)
+
+
+def _raise(priority: Priority, steps: int = 1) -> Priority:
+    return _ORDER[min(len(_ORDER) - 1, _ORDER.index(priority) + steps)]
+
+
+def _priority(base: Priority, message: InboundMessage) -> Priority:
+    """Regulator transfers rank above ordinary complaints, a live call handed over above all;
+    a complainant the regulator names as elderly or foreign raises it one step more."""
+    priority = base
+    if "hot_transfer" in message.flags:
+        return Priority.urgent
+    if "regulator_transfer" in message.flags:
+        priority = max(priority, Priority.high, key=_ORDER.index)
+    if _RAISING_TAGS.intersection(message.customer_tags):
+        priority = _raise(priority)
+    return priority
 
 
 def normalize(envelope: InboundEnvelope, message: InboundMessage) -> IncomingMessage:
@@ -23,7 +44,7 @@ def normalize(envelope: InboundEnvelope, message: InboundMessage) -> IncomingMes
         received_at=envelope.received_at,
         text=text,
         kind=decision.kind,
-        priority=decision.priority,
+        priority=_priority(decision.priority, message),
         identities=tuple(
             IdentityClaim(i.kind, i.value, mask_identity(i.kind, i.value), i.verified)
             for i in message.identities
@@ -37,4 +58,11 @@ def normalize(envelope: InboundEnvelope, message: InboundMessage) -> IncomingMes
             IncomingAttachment(a.name, a.content_type, a.data) for a in message.attachments
         ),
         classification=decision.as_record(),
+        clock_started_at=message.received_at,
+        deadline=message.deadline,
+        flags=message.flags,
+        customer_tags=message.customer_tags,
+        category_codes=dict(message.category_codes),
+        references=message.references,
+        queue=REGULATOR_QUEUE if "regulator_transfer" in message.flags else None,
     )

@@ -48,6 +48,7 @@ async def resolve_customer(
     display_name: str | None,
     phone_masked: str | None,
     now: datetime,
+    tags: tuple[str, ...] = (),
 ) -> Customer:
     """Find the customer by a verified identity or create one.
 
@@ -59,8 +60,13 @@ async def resolve_customer(
     found = await find_customer(session, key, claims)
     if found is not None:
         await _remember(session, key, found, claims, now)
+        if tags and not set(tags) <= set(found.tags):
+            found.tags = sorted({*found.tags, *tags})
+            session.add(found)
         return found
-    customer = Customer(display_name=display_name, phone_masked=phone_masked, created_at=now)
+    customer = Customer(
+        display_name=display_name, phone_masked=phone_masked, tags=sorted(set(tags)), created_at=now
+    )
     session.add(customer)
     await session.flush()
     await _remember(session, key, customer, claims, now)

@@ -43,3 +43,13 @@ class IncomingMessage:
     reply_to: dict[str, Any] = field(default_factory=dict)
     attachments: tuple[IncomingAttachment, ...] = ()
     classification: dict[str, Any] = field(default_factory=dict)
+    clock_started_at: datetime | None = None
+    """When the case was first received (a regulator's receipt time); default ``received_at``."""
+    deadline: datetime | None = None
+    """A due time set by the sender; the earlier of it and the policy's wins."""
+    flags: frozenset[str] = frozenset()
+    customer_tags: tuple[str, ...] = ()
+    category_codes: dict[str, str] = field(default_factory=dict)
+    references: tuple[tuple[str, str], ...] = ()
+    queue: str | None = None
+    language: str = "zh-CN"

@@ -152,11 +152,74 @@ class Ticket(SQLModel, table=True):
     external_refs: list[dict[str, Any]] = Field(
         default_factory=list, sa_column_kwargs={"server_default": "[]"}, sa_type=sa.JSON
     )
+    clock_started_at: datetime | None = _ts(default=None)
+    """When the case was first received; the policy's clocks count from here."""
+    deadline_at: datetime | None = _ts(default=None)
+    """A due time set by the sender (a regulator's 办理时限)."""
+    category_codes: dict[str, str] = Field(
+        default_factory=dict, sa_column_kwargs={"server_default": "{}"}, sa_type=sa.JSON
+    )
+    language: str = Field(
+        default="zh-CN", max_length=10, sa_column_kwargs={"server_default": "zh-CN"}
+    )
+    related_ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
+    progress_code_hash: str | None = Field(default=None, max_length=64)
+    extensions: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column_kwargs={"server_default": "[]"}, sa_type=sa.JSON
+    )
+    proposed_by: str | None = Field(default=None, max_length=120)
+    review_note: str | None = None
+    satisfaction: str | None = Field(default=None, max_length=20)
+    escalated_at: datetime | None = _ts(default=None)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
     resolved_at: datetime | None = _ts(default=None)
     closed_at: datetime | None = _ts(default=None)
     audit_head: str = Field(default="", max_length=64)
+
+
+class ClockState(StrEnum):
+    running = "running"
+    paused = "paused"
+    met = "met"
+    breached = "breached"
+    stopped = "stopped"
+
+
+class SlaClock(SQLModel, table=True):
+    """One of a ticket's clocks (first response, next response, resolution, review, auto-close).
+
+    ``next_check_at`` is when the scheduler must look at the clock again (the next warning,
+    the due time, or nothing once it stopped); the scheduler reads only the index on it, so a
+    tick costs what is due, not what is open.
+    """
+
+    __tablename__ = "sla_clock"
+    __table_args__ = (
+        sa.UniqueConstraint("ticket_id", "name", name="uq_sla_clock_ticket_name"),
+        sa.Index(
+            "ix_sla_clock_next_check",
+            "next_check_at",
+            sqlite_where=sa.text("next_check_at IS NOT NULL"),
+            postgresql_where=sa.text("next_check_at IS NOT NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id")
+    name: str = Field(max_length=30)
+    policy: str = Field(max_length=60)
+    basis: str = Field(max_length=20)
+    started_at: datetime = _ts()
+    due_at: datetime = _ts()
+    target_seconds: int
+    state: ClockState = Field(default=ClockState.running, sa_type=sa.String(20))
+    paused_at: datetime | None = _ts(default=None)
+    remaining_seconds: int | None = None
+    warnings_sent: list[str] = _json(list)
+    next_check_at: datetime | None = _ts(default=None)
+    stopped_at: datetime | None = _ts(default=None)
+    breached_at: datetime | None = _ts(default=None)
 
 
 class Message(SQLModel, table=True):

@@ -79,6 +79,7 @@ async def receive(
         display_name=incoming.display_name,
         phone_masked=incoming.phone_masked,
         now=now,
+        tags=incoming.customer_tags,
     )
     ticket = None
     if incoming.ticket_reference:
@@ -143,7 +144,12 @@ def _accepts_followup(ticket: Ticket, now: datetime, reopen_window: timedelta) -
 async def _open_ticket(
     session: AsyncSession, incoming: IncomingMessage, customer_id: int, now: datetime
 ) -> Ticket:
-    policy, first_due, resolution_due = due_times(incoming.kind, incoming.received_at)
+    started = incoming.clock_started_at or incoming.received_at
+    policy, first_due, resolution_due = due_times(incoming.kind, started)
+    if incoming.deadline is not None and (
+        resolution_due is None or incoming.deadline < resolution_due
+    ):
+        resolution_due = incoming.deadline
     ticket = Ticket(
         kind=incoming.kind,
         category=incoming.category,
@@ -155,6 +161,17 @@ async def _open_ticket(
         sla_policy=policy,
         first_response_due_at=first_due,
         resolution_due_at=resolution_due,
+        clock_started_at=started,
+        deadline_at=incoming.deadline,
+        category_codes=dict(incoming.category_codes),
+        language=incoming.language,
+        queue=incoming.queue,
+        is_regulator_transfer="regulator_transfer" in incoming.flags,
+        is_vulnerable=bool({"elderly", "disabled"} & set(incoming.customer_tags)),
+        external_refs=[
+            {"kind": kind, "id": value, "by": incoming.channel, "at": now.isoformat()}
+            for kind, value in incoming.references
+        ],
         created_at=now,
         updated_at=now,
     )

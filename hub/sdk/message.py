@@ -36,6 +36,23 @@ class InboundMessage:
     attachments: tuple[Attachment, ...] = ()
     kind_hint: str | None = None
     opens_ticket: bool = True
+    received_at: datetime | None = None
+    """When the case was first received, if elsewhere before us (a regulator's hotline took
+    the complaint): regulatory clocks start here, not at our arrival. (SDK 1.1)"""
+    deadline: datetime | None = None
+    """A due time the sender set (a regulator's 办理时限); the earlier of it and the policy's
+    due time wins. (SDK 1.1)"""
+    flags: frozenset[str] = frozenset()
+    """Facts about the case the channel vouches for: ``regulator_transfer``, ``hot_transfer``.
+    (SDK 1.1)"""
+    customer_tags: tuple[str, ...] = ()
+    """What the channel knows of the customer: ``elderly``, ``foreign``, ``vip``. (SDK 1.1)"""
+    category_codes: dict[str, str] = field(default_factory=dict)
+    """JR/T 0169-2018 codes when the sender classified the case: ``channel`` (A), ``business``
+    (B), ``cause`` (C). (SDK 1.1)"""
+    references: tuple[tuple[str, str], ...] = ()
+    """Other systems' ids for the case, kept on the ticket: ``("hotline12378.transfer", id)``.
+    (SDK 1.1)"""
 
 
 @dataclass(frozen=True, slots=True)
