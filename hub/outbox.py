@@ -43,9 +43,16 @@ def channel_target(channel: str) -> str:
 
 
 def enqueue_message(
-    session: AsyncSession, ticket: Ticket, message: Message, now: datetime
+    session: AsyncSession,
+    ticket: Ticket,
+    message: Message,
+    now: datetime,
+    metadata: dict[str, Any] | None = None,
 ) -> OutboxRow:
-    """Queue an outbound ticket message on the ticket's channel, inside the caller's transaction."""
+    """Queue an outbound ticket message on the ticket's channel, inside the caller's transaction.
+
+    ``metadata`` reaches the connector as ``OutboundMessage.metadata`` (a template's fields, a
+    regulator's feedback record)."""
     assert message.id is not None and ticket.number is not None
     row = OutboxRow(
         idempotency_key=f"msg_{uuid.uuid4().hex}",
@@ -57,6 +64,7 @@ def enqueue_message(
             "recipient": dict(message.reply_to),
             "text": message.text,
             "created_at": now.isoformat(),
+            "metadata": metadata or {},
         },
         ticket_id=ticket.id,
         message_id=message.id,
@@ -317,6 +325,7 @@ def _outbound(claim: Claim) -> OutboundMessage:
         text=payload["text"],
         purpose=claim.purpose,
         created_at=datetime.fromisoformat(payload["created_at"]),
+        metadata=dict(payload.get("metadata", {})),
     )
 
 

@@ -19,12 +19,13 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from hub import notices, webhooks
+from hub import notices
 from hub.backoff import Backoff
 from hub.ingest import store_envelope
 from hub.logs import redact_text
 from hub.metrics import PROCESSED
 from hub.outbox import enqueue_message
+from hub.reactions import Reactions, forget_pending
 from hub.registry import Registry
 from hub.sdk import ApplyResult, InboundEnvelope, TicketCommand
 from hub.settings import Settings
@@ -79,8 +80,10 @@ class Pipeline:
         clock: Clock,
         settings: Settings,
         identity_key: bytes,
+        reactions: Reactions,
     ) -> None:
         self._sessions = sessions
+        self._reactions = reactions
         self._registry = registry
         self._clock = clock
         self._identity_key = identity_key
@@ -123,7 +126,7 @@ class Pipeline:
         try:
             async with session.begin_nested():
                 done = await self._apply(session, row, now)
-                await webhooks.emit(session, now)
+                await self._reactions.run(session, now)
                 row.status = EnvelopeStatus.processed
                 row.processed_at = now
                 row.attempts = attempts + 1
@@ -135,7 +138,7 @@ class Pipeline:
             return "applied"
         except (IllegalTransition, TicketNotFound) as refusal:
             # The ticket's rules said no: final, never retried, kept with the reason.
-            webhooks.forget_pending(session)
+            forget_pending(session)
             await session.exec(
                 update(Envelope)
                 .where(col(Envelope.id) == row_id)
@@ -149,7 +152,7 @@ class Pipeline:
             PROCESSED.labels(channel, "refused").inc()
             return "not_found" if isinstance(refusal, TicketNotFound) else "refused"
         except Exception as exc:
-            webhooks.forget_pending(session)
+            forget_pending(session)
             error = describe_error(exc)
             delay = self._backoff.delay(attempts + 1)
             await session.exec(

@@ -13,11 +13,13 @@ import httpx
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub import webhooks
 from hub.identity_key import load_identity_key
 from hub.ingest import EnvelopeStore
 from hub.outbox import ChannelDelivery, Dispatcher
 from hub.pipeline import Pipeline
 from hub.polling import Pollers
+from hub.reactions import Reactions
 from hub.registry import Discovered, Registry
 from hub.sdk import ConnectorContext
 from hub.settings import Settings
@@ -72,6 +74,7 @@ class Hub:
             )
 
         self.registry = Registry.from_config(settings.connectors, context_for, available)
+        self.reactions = Reactions([webhooks.fan_out])
         self.pollers = Pollers(self.sessions, self.registry, self.envelopes, self.clock)
         self._opened = False
 
@@ -86,7 +89,7 @@ class Hub:
         identity_key = await load_identity_key(self.sessions, self.settings.security)
         await self.registry.start()
         self.pipeline = Pipeline(
-            self.sessions, self.registry, self.clock, self.settings, identity_key
+            self.sessions, self.registry, self.clock, self.settings, identity_key, self.reactions
         )
         self.envelopes.set_applier(self.pipeline.apply_now)
         self.dispatcher = Dispatcher(

@@ -1,11 +1,11 @@
 """Webhooks to core systems: subscriptions, events, Standard Webhooks delivery, delivery log.
 
 Every change the ticket core makes is an audit event; in the transaction that makes it,
-``emit`` turns the new audit events into webhook events and writes one outbox row per
-matching subscription. The dispatcher delivers them through ``WebhookDelivery``: signed
-(with the previous secret too while a rotation overlaps), retried over about a day, in order
-per ticket and endpoint, paused by a circuit breaker while an endpoint keeps failing, and
-disabled, with the reason kept, after a long failure.
+``fan_out`` (a reaction, see ``hub.reactions``) turns the new audit events into webhook
+events and writes one outbox row per matching subscription. The dispatcher delivers them
+through ``WebhookDelivery``: signed (with the previous secret too while a rotation overlaps),
+retried over about a day, in order per ticket and endpoint, paused by a circuit breaker while
+an endpoint keeps failing, and disabled, with the reason kept, after a long failure.
 """
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ import ipaddress
 import json
 import socket
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -55,7 +54,6 @@ EVENT_TYPES = (
     "review.requested",
     "review.decided",
 )
-_PENDING = "tongdao_audit_events"
 
 
 def target_of(subscription_id: int) -> str:
@@ -63,19 +61,6 @@ def target_of(subscription_id: int) -> str:
 
 
 # --- events -------------------------------------------------------------------------------
-
-
-@event.listens_for(Session, "after_flush")
-def _collect_audit_events(session: Session, _: Any) -> None:
-    """Remember every audit event this session writes, for ``emit`` to turn into events."""
-    new = [obj for obj in session.new if isinstance(obj, AuditEvent)]
-    if new:
-        session.info.setdefault(_PENDING, []).extend(new)
-
-
-def forget_pending(session: AsyncSession) -> None:
-    """Drop collected audit events (their savepoint was rolled back)."""
-    session.sync_session.info.pop(_PENDING, None)
 
 
 def event_types(audit: AuditEvent) -> list[str]:
@@ -110,17 +95,12 @@ def check_patterns(patterns: list[str]) -> list[str]:
     return [p for p in patterns if not any(fnmatch.fnmatchcase(t, p) for t in EVENT_TYPES)]
 
 
-async def emit(session: AsyncSession, now: datetime) -> int:
-    """Write outbox rows for the audit events of this transaction; returns how many."""
-    await session.flush()
-    pending: list[AuditEvent] = session.sync_session.info.pop(_PENDING, [])
-    if not pending:
-        return 0
+async def fan_out(session: AsyncSession, pending: Sequence[AuditEvent], now: datetime) -> None:
+    """Write one outbox row per subscription that wants each of these audit events."""
     # Disabled subscriptions get their events too; they wait until it is re-enabled.
     subscriptions = (await session.exec(select(WebhookSubscription))).all()
     if not subscriptions:
-        return 0
-    written = 0
+        return
     for audit in pending:
         types = event_types(audit)
         wanted = [(t, s) for t in types for s in subscriptions if matches(s.events, t)]
@@ -139,8 +119,6 @@ async def emit(session: AsyncSession, now: datetime) -> int:
                     created_at=now,
                 )
             )
-            written += 1
-    return written
 
 
 async def _snapshot(session: AsyncSession, audit: AuditEvent) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from hub import webhooks
 from hub.api.dependencies import hub_of
 from hub.api.schemas import (
     AssignmentIn,
@@ -166,7 +165,7 @@ async def reply(
             now=now,
         )
         enqueue_message(session, ticket, message, now)
-        await webhooks.emit(session, now)
+        await hub.reactions.run(session, now)
     hub.wake.set()
     return MessageAccepted(message_id=message.id or 0, delivery_state=message.delivery_state)
 
@@ -186,7 +185,7 @@ async def note(
         message = await add_note(
             session, ticket, text=body.text, author=who.actor, now=hub.clock.now()
         )
-        await webhooks.emit(session, hub.clock.now())
+        await hub.reactions.run(session, hub.clock.now())
     return MessageAccepted(message_id=message.id or 0, delivery_state=None)
 
 
@@ -214,7 +213,7 @@ async def move(
             )
         except IllegalTransition as exc:
             raise HTTPException(409, str(exc)) from None
-        await webhooks.emit(session, hub.clock.now())
+        await hub.reactions.run(session, hub.clock.now())
         return await _view(session, hub, ticket)
 
 
@@ -239,5 +238,5 @@ async def reassign(
             actor=who.actor,
             now=hub.clock.now(),
         )
-        await webhooks.emit(session, hub.clock.now())
+        await hub.reactions.run(session, hub.clock.now())
         return await _view(session, hub, ticket)

@@ -43,6 +43,9 @@ class Capabilities:
     max_attachment_bytes: int = 0
     reply_window: timedelta | None = None
     rate_limit_per_second: float | None = None
+    customer_messages: bool = True
+    """False for a channel whose peer is not the customer (a regulator's transfer desk): the
+    hub then sends acknowledgements and progress no other way than the ticket shows. (SDK 1.1)"""
 
     def describe(self) -> str:
         parts = [name for name, on in (("in", self.inbound), ("out", self.outbound)) if on]
