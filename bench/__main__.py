@@ -2,8 +2,8 @@
 
 Starts a real ``tongdao serve`` (workers in-process on SQLite, as shipped; on PostgreSQL a
 ``serve`` and a ``tongdao worker``), drives it with signed app pushes from our own load
-generator, and prints throughput, p50/p95/p99 and the hub's peak memory (VmHWM). Other
-scenarios from the benchmark issue are to come.
+generator, and prints throughput, p50/p95/p99 and the hub's peak memory (VmHWM). The
+``scheduler`` scenario times the SLA tick with a million open tickets (``bench/scheduler.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import asyncpg
 import httpx
 
 from bench import loadgen
+from bench.scheduler import scenario_scheduler
 from hub.sdk import generate_secret, signed_headers
 from hub.testing import free_port
 
@@ -133,18 +134,19 @@ def _wait_ready(url: str, within: float = 30) -> None:
     raise RuntimeError(f"{url} did not become ready")
 
 
+def _database_url(db: str, workdir: Path) -> str:
+    """A fresh, empty database for one scenario."""
+    if db == "sqlite":
+        return f"sqlite+aiosqlite:///{workdir}/bench-{uuid.uuid4().hex[:8]}.db"
+    name = f"tongdao_bench_{os.getpid()}"
+    asyncio.run(_create_pg(name))
+    return PG_ADMIN.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0] + f"/{name}"
+
+
 def scenario_app_ack(db: str, args: argparse.Namespace, workdir: Path) -> None:
     secret = generate_secret()
     port = free_port()
-    if db == "sqlite":
-        url = f"sqlite+aiosqlite:///{workdir}/bench.db"
-    else:
-        name = f"tongdao_bench_{os.getpid()}"
-        asyncio.run(_create_pg(name))
-        url = (
-            PG_ADMIN.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0]
-            + f"/{name}"
-        )
+    url = _database_url(db, workdir)
     env = {
         **os.environ,
         "TONGDAO_DATABASE__URL": url,
@@ -200,6 +202,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--processes", type=int, default=2, help="load generator processes")
     parser.add_argument("--connections", type=int, default=32, help="per generator process")
+    parser.add_argument(
+        "--scenario", choices=["ack", "scheduler", "all"], default="all", help="what to measure"
+    )
+    parser.add_argument("--tickets", type=int, default=1_000_000, help="scheduler: open tickets")
+    parser.add_argument("--due", type=int, default=100, help="scheduler: tickets due per tick")
     args = parser.parse_args()
     machine = f"{platform.platform()}, {os.cpu_count()} cores"
     print(f"machine: {machine}, Python {platform.python_version()}")
@@ -209,7 +216,10 @@ def main() -> None:
     )
     for db in ["sqlite", "postgres"] if args.db == "both" else [args.db]:
         with tempfile.TemporaryDirectory() as tmp:
-            scenario_app_ack(db, args, Path(tmp))
+            if args.scenario in ("ack", "all"):
+                scenario_app_ack(db, args, Path(tmp))
+            if args.scenario in ("scheduler", "all"):
+                scenario_scheduler(_database_url(db, Path(tmp)), db, args.tickets, args.due)
 
 
 if __name__ == "__main__":

@@ -13,3 +13,6 @@ PROCESSED = Counter(
 DELIVERIES = Counter(
     "tongdao_outbox_attempts_total", "Outbound delivery attempts", ["target", "result"]
 )
+SLA_EVENTS = Counter(
+    "tongdao_sla_events_total", "SLA warnings, breaches and automatic closes", ["clock", "event"]
+)

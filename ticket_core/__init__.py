@@ -1,13 +1,22 @@
 """The ticket core: model, lifecycle, due times and audit. Imports nothing else of Tongdao."""
 
 from ticket_core.audit import verify_chain
+from ticket_core.calendar import BusinessCalendar, CalendarHours, TimeBasis
 from ticket_core.clock import Clock, ManualClock, SystemClock
-from ticket_core.errors import IllegalTransition, TicketCoreError, TicketNotFound
+from ticket_core.clocks import (
+    ApprovalRequired,
+    ClockEvent,
+    ExtensionRefused,
+    clocks_of,
+    extend,
+)
+from ticket_core.errors import IllegalTransition, MessageNotFound, TicketCoreError, TicketNotFound
 from ticket_core.intake import IdentityClaim, IncomingAttachment, IncomingMessage
 from ticket_core.lifecycle import TRANSITIONS, TransitionRequest, check_transition
 from ticket_core.models import (
     AttachmentBlob,
     AuditEvent,
+    ClockState,
     Customer,
     CustomerIdentity,
     DeliveryState,
@@ -16,12 +25,28 @@ from ticket_core.models import (
     Message,
     Outcome,
     Priority,
+    SlaClock,
     Status,
     Ticket,
     UTCDateTime,
 )
+from ticket_core.policies import (
+    BUILTIN_POLICIES,
+    BUILTIN_RULES,
+    DEFAULT_BOOK,
+    DueWarning,
+    Extensions,
+    Pause,
+    Policy,
+    PolicyBook,
+    PolicyError,
+    Rule,
+    parse_duration,
+)
+from ticket_core.scheduler import run_due
 from ticket_core.tickets import (
     Intake,
+    add_attachments,
     add_note,
     add_outbound,
     add_reference,
@@ -31,18 +56,30 @@ from ticket_core.tickets import (
     mark_delivery,
     messages_of,
     receive,
+    record_contact,
     transition,
 )
 
 __all__ = [
+    "BUILTIN_POLICIES",
+    "BUILTIN_RULES",
+    "DEFAULT_BOOK",
     "TRANSITIONS",
+    "ApprovalRequired",
     "AttachmentBlob",
     "AuditEvent",
+    "BusinessCalendar",
+    "CalendarHours",
     "Clock",
+    "ClockEvent",
+    "ClockState",
     "Customer",
     "CustomerIdentity",
     "DeliveryState",
     "Direction",
+    "DueWarning",
+    "ExtensionRefused",
+    "Extensions",
     "IdentityClaim",
     "IllegalTransition",
     "IncomingAttachment",
@@ -51,25 +88,39 @@ __all__ = [
     "Kind",
     "ManualClock",
     "Message",
+    "MessageNotFound",
     "Outcome",
+    "Pause",
+    "Policy",
+    "PolicyBook",
+    "PolicyError",
     "Priority",
+    "Rule",
+    "SlaClock",
     "Status",
     "SystemClock",
     "Ticket",
     "TicketCoreError",
     "TicketNotFound",
+    "TimeBasis",
     "TransitionRequest",
     "UTCDateTime",
+    "add_attachments",
     "add_note",
     "add_outbound",
     "add_reference",
     "assign",
     "check_transition",
+    "clocks_of",
+    "extend",
     "get_ticket",
     "latest_reply_address",
     "mark_delivery",
     "messages_of",
+    "parse_duration",
     "receive",
+    "record_contact",
+    "run_due",
     "transition",
     "verify_chain",
 ]

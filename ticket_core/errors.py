@@ -11,6 +11,16 @@ class TicketNotFound(TicketCoreError):
         self.number = number
 
 
+class MessageNotFound(LookupError):
+    """Attachments name a message the core does not have (yet): its own envelope may still be
+    waiting. Not a refusal: the caller retries later."""
+
+    def __init__(self, channel: str, external_id: str) -> None:
+        super().__init__(f"no {channel} message {external_id!r} (yet)")
+        self.channel = channel
+        self.external_id = external_id
+
+
 class IllegalTransition(TicketCoreError):
     """A lifecycle move the rules do not allow; the reason says which rule."""
 

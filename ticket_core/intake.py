@@ -53,3 +53,8 @@ class IncomingMessage:
     references: tuple[tuple[str, str], ...] = ()
     queue: str | None = None
     language: str = "zh-CN"
+    policy: str | None = None
+    """An SLA policy chosen by a routing rule; used when the book knows it, else the book's
+    own rules choose."""
+    routing: dict[str, Any] = field(default_factory=dict)
+    """The routing rule that matched and why, recorded on the ticket as ``ticket.routed``."""

@@ -37,6 +37,9 @@ class TransitionRequest:
     outcome: Outcome | None = None
     summary: str | None = None
     review_approved: bool = False
+    reason: str | None = None
+    """Why: a pending reason (``external_appraisal`` pauses clocks under some policies), a
+    reviewer's reason for sending a decision back, a system reason (``auto_close``)."""
 
 
 def check_transition(ticket: Ticket, request: TransitionRequest) -> None:

@@ -98,6 +98,12 @@ class Customer(SQLModel, table=True):
     tags: list[str] = _json(list)
     risk_level: str | None = Field(default=None, max_length=20)
     created_at: datetime = _ts()
+    merged_into_id: int | None = Field(
+        default=None,
+        sa_column_args=[sa.ForeignKey("customer.id", name="fk_customer_merged_into")],
+    )
+    """Set while this customer is merged into another (``CustomerMerge``); its identities and
+    tickets then belong to that one, and this row stays so the merge can be undone."""
 
 
 class CustomerIdentity(SQLModel, table=True):
@@ -267,3 +273,120 @@ class AuditEvent(SQLModel, table=True):
     at: datetime = _ts()
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+
+
+def _fk(target: str, name: str, **kw: Any) -> Any:
+    """A foreign key with a name of its own, so migrations can drop it on every backend."""
+    return Field(sa_column_args=[sa.ForeignKey(target, name=name)], **kw)
+
+
+class CustomerContextRecord(SQLModel, table=True):
+    """What one context provider last said about a customer (its CRM profile, its risk).
+
+    Agents read it beside the ticket; the enrichment step reuses it instead of asking the
+    provider again while it is younger than the configured time to live. Personal fields are
+    kept masked, as everywhere else in the model.
+    """
+
+    __tablename__ = "customer_context"
+    __table_args__ = (
+        sa.UniqueConstraint("customer_id", "provider", name="uq_customer_context_provider"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = _fk("customer.id", "fk_customer_context_customer")
+    provider: str = Field(max_length=40)
+    found: bool = False
+    customer_ref: str | None = Field(default=None, max_length=100)
+    name_masked: str | None = Field(default=None, max_length=200)
+    tier: str | None = Field(default=None, max_length=40)
+    segments: list[str] = _json(list)
+    products: list[str] = _json(list)
+    relationship_manager: str | None = Field(default=None, max_length=120)
+    risk_score: float | None = None
+    reasons: list[str] = _json(list)
+    details: dict[str, Any] = _json(dict)
+    fetched_at: datetime = _ts()
+
+
+class ContextState(StrEnum):
+    pending = "pending"
+    """Not answered yet: waiting for its first attempt, retrying, or paused by the breaker."""
+    complete = "complete"
+    """The provider answered (whether or not it knew the customer)."""
+    unavailable = "unavailable"
+    """The retries were spent while the provider was down; asked again once it recovers."""
+    failed = "failed"
+    """The provider refused the request; it is not asked again unless an operator replays it."""
+    skipped = "skipped"
+    """There was nothing to look the customer up by (no identity the channel verified)."""
+
+
+CONTEXT_PENDING = (ContextState.pending, ContextState.unavailable)
+"""States in which a ticket shows "context pending"."""
+
+
+class TicketContext(SQLModel, table=True):
+    """One provider's lookup for one ticket: scheduled when the ticket opens, after the ack.
+
+    The ticket exists whatever happens here; this row says whether its context arrived, is
+    still pending (provider slow or down) or will not come, and why.
+    """
+
+    __tablename__ = "ticket_context"
+    __table_args__ = (
+        sa.UniqueConstraint("ticket_id", "provider", name="uq_ticket_context_provider"),
+        sa.Index("ix_ticket_context_provider_state", "provider", "state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = _fk("ticket.id", "fk_ticket_context_ticket")
+    provider: str = Field(max_length=40)
+    state: ContextState = Field(default=ContextState.pending, sa_type=sa.String(20))
+    outbox_id: int | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: datetime | None = _ts(default=None)
+    from_cache: bool = False
+    found: bool | None = None
+    risk_score: float | None = None
+    reasons: list[str] = _json(list)
+    requested_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    completed_at: datetime | None = _ts(default=None)
+
+
+class MergeKind(StrEnum):
+    agent = "agent"
+    """A supervisor decided two customers are one person."""
+    crm_match = "crm_match"
+    """The CRM returned the same customer number for identities each channel verified."""
+
+
+class CustomerMerge(SQLModel, table=True):
+    """Two customers joined into one, with the evidence, who did it, and exactly what moved.
+
+    ``moved_identities`` and ``moved_tickets`` are the ids the merge moved from ``source`` to
+    ``target``; undoing moves back those and nothing else (a ticket that arrived afterwards
+    stays with the survivor). ``filled`` holds the target's empty fields the merge filled from
+    the source and ``tags_added`` the tags it brought, so an undo takes back only those.
+    An undone merge between two customers also stops the CRM from joining them again.
+    """
+
+    __tablename__ = "customer_merge"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = _fk("customer.id", "fk_customer_merge_source", index=True)
+    target_id: int = _fk("customer.id", "fk_customer_merge_target", index=True)
+    kind: MergeKind = Field(sa_type=sa.String(20))
+    reason: str = Field(default="", max_length=500)
+    evidence: dict[str, Any] = _json(dict)
+    actor: str = Field(max_length=120)
+    created_at: datetime = _ts()
+    moved_identities: list[int] = _json(list)
+    moved_tickets: list[int] = _json(list)
+    filled: dict[str, Any] = _json(dict)
+    tags_added: list[str] = _json(list)
+    undone_at: datetime | None = _ts(default=None)
+    undone_by: str | None = Field(default=None, max_length=120)
+    undo_reason: str | None = Field(default=None, max_length=500)

@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ticket_core import audit
+from ticket_core import audit, clocks
 from ticket_core.customers import resolve_customer
-from ticket_core.errors import TicketNotFound
+from ticket_core.errors import IllegalTransition, MessageNotFound, TicketNotFound
 from ticket_core.intake import IncomingAttachment, IncomingMessage
 from ticket_core.lifecycle import TransitionRequest, check_transition
 from ticket_core.models import (
@@ -26,7 +26,8 @@ from ticket_core.models import (
     Status,
     Ticket,
 )
-from ticket_core.sla import due_times
+from ticket_core.policies import DEFAULT_BOOK, PolicyBook
+from ticket_core.survey import read_satisfaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,8 @@ class Intake:
     message: Message
     opened: bool
     reopened: bool
+    survey_answer: str | None = None
+    """The satisfaction the message gave in answer to our survey, if it was one."""
 
 
 def format_number(created_at: datetime, ticket_id: int) -> str:
@@ -65,12 +68,14 @@ async def receive(
     identity_key: bytes,
     now: datetime,
     reopen_window: timedelta,
+    book: PolicyBook = DEFAULT_BOOK,
 ) -> Intake:
     """Thread an inbound message onto its ticket, or open a new one.
 
     A message names its ticket only through ``ticket_reference``; it joins that ticket when
     the ticket belongs to the same customer and is not closed. A resolved ticket reopens when
-    the customer writes within ``reopen_window``; later, a new ticket is opened.
+    the customer writes within ``reopen_window``, unless the message only answers our
+    satisfaction survey; later, a new ticket is opened and linked to the old one.
     """
     customer = await resolve_customer(
         session,
@@ -82,6 +87,7 @@ async def receive(
         tags=incoming.customer_tags,
     )
     ticket = None
+    related: Ticket | None = None
     if incoming.ticket_reference:
         ticket = (
             await session.exec(
@@ -92,11 +98,18 @@ async def receive(
             )
         ).first()
         if ticket is not None and not _accepts_followup(ticket, now, reopen_window):
-            ticket = None
+            related, ticket = ticket, None
 
     opened = reopened = False
     if ticket is None:
-        ticket = await _open_ticket(session, incoming, customer.id, now)  # type: ignore[arg-type]
+        ticket = await _open_ticket(
+            session,
+            incoming,
+            customer.id,  # type: ignore[arg-type]
+            now,
+            book,
+            related,
+        )
         opened = True
 
     message = Message(
@@ -122,14 +135,32 @@ async def receive(
         after={"message_id": message.id, "channel": incoming.channel},
     )
 
+    answer = None
     if not opened:
         status = Status(ticket.status)
-        if status == Status.resolved:
-            await _move(session, ticket, TransitionRequest(Status.reopened), "customer", now)
+        answer = read_satisfaction(incoming.text) if status == Status.resolved else None
+        if answer is not None:
+            before = {"satisfaction": ticket.satisfaction}
+            ticket.satisfaction = answer
+            audit.record(
+                session,
+                ticket,
+                actor="customer",
+                action="survey.answered",
+                at=now,
+                before=before,
+                after={"satisfaction": answer, "message_id": message.id},
+            )
+        elif status == Status.resolved:
+            await _move(session, ticket, TransitionRequest(Status.reopened), "customer", now, book)
             reopened = True
         elif status == Status.pending_customer:
-            await _move(session, ticket, TransitionRequest(Status.in_progress), "customer", now)
-    return Intake(ticket=ticket, message=message, opened=opened, reopened=reopened)
+            await _move(
+                session, ticket, TransitionRequest(Status.in_progress), "customer", now, book
+            )
+        if answer is None:
+            await clocks.customer_wrote(session, ticket, book, now)
+    return Intake(ticket, message, opened, reopened, answer)
 
 
 def _accepts_followup(ticket: Ticket, now: datetime, reopen_window: timedelta) -> bool:
@@ -142,14 +173,14 @@ def _accepts_followup(ticket: Ticket, now: datetime, reopen_window: timedelta) -
 
 
 async def _open_ticket(
-    session: AsyncSession, incoming: IncomingMessage, customer_id: int, now: datetime
+    session: AsyncSession,
+    incoming: IncomingMessage,
+    customer_id: int,
+    now: datetime,
+    book: PolicyBook,
+    related: Ticket | None,
 ) -> Ticket:
     started = incoming.clock_started_at or incoming.received_at
-    policy, first_due, resolution_due = due_times(incoming.kind, started)
-    if incoming.deadline is not None and (
-        resolution_due is None or incoming.deadline < resolution_due
-    ):
-        resolution_due = incoming.deadline
     ticket = Ticket(
         kind=incoming.kind,
         category=incoming.category,
@@ -158,10 +189,8 @@ async def _open_ticket(
         channel=incoming.channel,
         customer_id=customer_id,
         subject=incoming.subject[:200],
-        sla_policy=policy,
-        first_response_due_at=first_due,
-        resolution_due_at=resolution_due,
         clock_started_at=started,
+        related_ticket_id=related.id if related is not None else None,
         deadline_at=incoming.deadline,
         category_codes=dict(incoming.category_codes),
         language=incoming.language,
@@ -179,6 +208,7 @@ async def _open_ticket(
     await session.flush()
     assert ticket.id is not None
     ticket.number = format_number(now, ticket.id)
+    await clocks.start_clocks(session, ticket, book, now, incoming.policy)
     audit.record(
         session,
         ticket,
@@ -191,8 +221,19 @@ async def _open_ticket(
             "channel": ticket.channel,
             "priority": ticket.priority,
             "classification": incoming.classification,
+            "sla_policy": ticket.sla_policy,
+            "related_ticket": related.number if related is not None else None,
         },
     )
+    if incoming.routing:
+        audit.record(
+            session,
+            ticket,
+            actor="system",
+            action="ticket.routed",
+            at=now,
+            after={**incoming.routing, "sla_policy": ticket.sla_policy},
+        )
     return ticket
 
 
@@ -224,6 +265,52 @@ async def _store_attachments(
     return stored
 
 
+async def add_attachments(
+    session: AsyncSession,
+    *,
+    channel: str,
+    external_id: str,
+    attachments: tuple[IncomingAttachment, ...],
+    note: str | None,
+    now: datetime,
+) -> tuple[Ticket, Message]:
+    """Attachments that arrive after their message (media a channel fetches later) are added
+    to that message, stored by content hash; ``note`` (why media is missing) goes on the
+    ticket as an internal note. Raises ``MessageNotFound`` while the message is not there."""
+    message = (
+        await session.exec(
+            select(Message)
+            .where(Message.channel == channel)
+            .where(Message.external_id == external_id)
+            .where(Message.direction == Direction.inbound)
+        )
+    ).first()
+    if message is None:
+        raise MessageNotFound(channel, external_id)
+    ticket = (
+        await session.exec(select(Ticket).where(Ticket.id == message.ticket_id).with_for_update())
+    ).one()
+    known = {str(item.get("sha256")) for item in message.attachments}
+    added = [
+        a for a in await _store_attachments(session, attachments, now) if a["sha256"] not in known
+    ]
+    if added:
+        message.attachments = [*message.attachments, *added]
+        session.add(message)
+        ticket.updated_at = now
+        audit.record(
+            session,
+            ticket,
+            actor="customer",
+            action="attachment.added",
+            at=now,
+            after={"message_id": message.id, "attachments": added},
+        )
+    if note:
+        await add_note(session, ticket, text=note, author=f"channel:{channel}", now=now)
+    return ticket, message
+
+
 async def add_outbound(
     session: AsyncSession,
     ticket: Ticket,
@@ -233,8 +320,12 @@ async def add_outbound(
     purpose: str,
     reply_to: dict[str, object],
     now: datetime,
+    book: PolicyBook = DEFAULT_BOOK,
 ) -> Message:
-    """Record a message to the customer; the caller puts it in the outbox in this transaction."""
+    """Record a message to the customer; the caller puts it in the outbox in this transaction.
+
+    A person's reply or progress message is a response: it stops the response clocks. The
+    hub's own notices (acknowledgement, automatic progress) are not."""
     message = Message(
         ticket_id=ticket.id,  # type: ignore[arg-type]
         direction=Direction.outbound,
@@ -248,7 +339,8 @@ async def add_outbound(
     )
     session.add(message)
     await session.flush()
-    if purpose == "reply" and ticket.first_responded_at is None:
+    is_response = purpose in RESPONSES and author != "system"
+    if is_response and ticket.first_responded_at is None:
         ticket.first_responded_at = now
     ticket.updated_at = now
     audit.record(
@@ -259,9 +351,41 @@ async def add_outbound(
         at=now,
         after={"message_id": message.id, "channel": ticket.channel},
     )
+    if is_response:
+        await clocks.responded(session, ticket, book, now)
     if purpose == "reply" and Status(ticket.status) in {Status.new, Status.open, Status.reopened}:
-        await _move(session, ticket, TransitionRequest(Status.in_progress), author, now)
+        await _move(session, ticket, TransitionRequest(Status.in_progress), author, now, book)
     return message
+
+
+async def record_contact(
+    session: AsyncSession,
+    ticket: Ticket,
+    *,
+    via: str,
+    summary: str,
+    actor: str,
+    now: datetime,
+    book: PolicyBook = DEFAULT_BOOK,
+) -> None:
+    """An agent reached the customer outside the ticket's channel (a phone call to a 12378
+    complainant): it counts as a response and is the first contact the regulator asks about."""
+    if Status(ticket.status) == Status.closed:
+        raise IllegalTransition(ticket.status, ticket.status, "the ticket is closed")
+    if ticket.first_responded_at is None:
+        ticket.first_responded_at = now
+    ticket.updated_at = now
+    audit.record(
+        session,
+        ticket,
+        actor=actor,
+        action="ticket.contacted",
+        at=now,
+        after={"via": via, "summary": summary},
+    )
+    await clocks.responded(session, ticket, book, now)
+    if Status(ticket.status) in {Status.new, Status.open, Status.reopened}:
+        await _move(session, ticket, TransitionRequest(Status.in_progress), actor, now, book)
 
 
 async def add_note(
@@ -355,15 +479,32 @@ async def transition(
     *,
     actor: str,
     now: datetime,
+    book: PolicyBook = DEFAULT_BOOK,
+    auto_close_after: timedelta | None = None,
 ) -> Ticket:
-    """Apply a lifecycle move, or raise ``IllegalTransition`` with the rule that forbids it."""
-    return await _move(session, ticket, request, actor, now)
+    """Apply a lifecycle move, or raise ``IllegalTransition`` with the rule that forbids it.
+
+    ``auto_close_after`` arms the automatic close when the move resolves the ticket."""
+    return await _move(session, ticket, request, actor, now, book, auto_close_after)
 
 
 async def _move(
-    session: AsyncSession, ticket: Ticket, request: TransitionRequest, actor: str, now: datetime
+    session: AsyncSession,
+    ticket: Ticket,
+    request: TransitionRequest,
+    actor: str,
+    now: datetime,
+    book: PolicyBook = DEFAULT_BOOK,
+    auto_close_after: timedelta | None = None,
 ) -> Ticket:
     check_transition(ticket, request)
+    current = Status(ticket.status)
+    if current == Status.under_review and actor != "system" and actor == ticket.proposed_by:
+        raise IllegalTransition(
+            current.value,
+            request.to.value,
+            "the one who proposed the outcome cannot review it; another reviewer decides",
+        )
     before = {"status": ticket.status, "outcome": ticket.outcome}
     target = request.to
     if request.outcome is not None:
@@ -372,15 +513,20 @@ async def _move(
         ticket.outcome_summary = request.summary
     if target == Status.under_review:
         ticket.review_state = "requested"
-    elif Status(ticket.status) == Status.under_review:
+        ticket.proposed_by = actor
+        ticket.review_note = None
+    elif current == Status.under_review:
         ticket.review_state = "approved" if target == Status.resolved else "sent_back"
+        ticket.review_note = request.reason
     if target == Status.resolved:
         ticket.resolved_at = now
     elif target == Status.closed:
         ticket.closed_at = now
     ticket.status = target
     ticket.updated_at = now
-    after = {"status": ticket.status, "outcome": ticket.outcome}
+    after: dict[str, object] = {"status": ticket.status, "outcome": ticket.outcome}
+    if request.reason:
+        after["reason"] = request.reason
     audit.record(
         session,
         ticket,
@@ -389,6 +535,9 @@ async def _move(
         at=now,
         before=before,
         after=after,
+    )
+    await clocks.status_changed(
+        session, ticket, current, target, request.reason, book, now, auto_close_after
     )
     return ticket
 
@@ -404,7 +553,10 @@ async def mark_delivery(
     session.add(message)
 
 
+RESPONSES = frozenset({"reply", "progress"})
+
 __all__ = [
+    "RESPONSES",
     "Intake",
     "add_note",
     "add_outbound",
@@ -416,5 +568,6 @@ __all__ = [
     "mark_delivery",
     "messages_of",
     "receive",
+    "record_contact",
     "transition",
 ]
