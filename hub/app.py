@@ -6,12 +6,22 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
-from fastapi.responses import PlainTextResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub.api import health_router, operations_router, tickets_router, webhooks_router
+from hub.api import (
+    health_router,
+    inspection_router,
+    operations_router,
+    tickets_router,
+    webhooks_router,
+)
+from hub.api.customers import router as customers_router
 from hub.api.guard import ApiGuard
+from hub.api.progress import PUBLIC_PATHS
+from hub.api.progress import router as progress_router
+from hub.progress_lookup import ProgressLookup
 from hub.runtime import Hub
 from hub.settings import Settings
 from ticket_core import Clock
@@ -58,15 +68,30 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.hub = hub
-    app.add_middleware(ApiGuard)
+    lookup = settings.progress_lookup.enabled
+    app.add_middleware(ApiGuard, public=PUBLIC_PATHS if lookup else None)
     app.include_router(health_router)
     app.include_router(tickets_router)
     app.include_router(operations_router)
     app.include_router(webhooks_router)
+    app.include_router(inspection_router)
+    app.include_router(customers_router)
+    if lookup:
+        app.state.progress_lookup = ProgressLookup(
+            settings, sessions=hub.sessions, reads=hub.reads, clock=hub.clock
+        )
+        app.include_router(progress_router)
     for name, connector in hub.registry.items():
         router = connector.router()
         if router is not None:
             app.include_router(router, prefix=f"/channels/{name}")
+    if "web" in hub.registry:
+        # The customer's complaint form has a short public address (connectors/web).
+        @app.get("/web", include_in_schema=False)
+        @app.get("/web/", include_in_schema=False)
+        async def web_form(request: Request) -> RedirectResponse:
+            query = f"?{request.url.query}" if request.url.query else ""
+            return RedirectResponse(f"/channels/web/{query}", status_code=307)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> PlainTextResponse:

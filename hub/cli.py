@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -472,6 +473,407 @@ def demo(
 
     prepare_config()
     asyncio.run(run_demo(port=port, messages=messages, console=console))
+
+
+# --- audit and regulatory reports ---------------------------------------------------------
+
+audit_app = typer.Typer(
+    help="The tamper-evident audit trail: verify it; export a ticket for an inspection.",
+    no_args_is_help=True,
+)
+report_app = typer.Typer(help="Regulatory reports.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+app.add_typer(report_app, name="report")
+errors_console = Console(stderr=True, soft_wrap=True)
+"""Messages beside a document written to standard output."""
+
+
+def _error(text: object) -> str:
+    """A message in red, with whatever the operator typed shown as text, not as markup."""
+    from rich.markup import escape
+
+    return f"[red]{escape(str(text))}[/red]"
+
+
+def _cli_actor() -> str:
+    """Who runs the command, for the audit trail, when ``--actor`` does not say."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):
+        return "cli:operator"
+
+
+def _write_output(text: str, output: str | None, *, encoding: str = "utf-8") -> None:
+    """Write to the named file, or to standard output (without a byte-order mark)."""
+    import sys
+    from pathlib import Path
+
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        Path(output).write_text(text, encoding=encoding)
+    except OSError as exc:
+        errors_console.print(_error(f"cannot write {output}: {exc.strerror}"))
+        raise typer.Exit(1) from None
+
+
+@audit_app.command("verify")
+def audit_verify(
+    ticket: Annotated[
+        str | None, typer.Option("--ticket", help="only this ticket, e.g. TD-20261123-000001")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Recompute every audit event's hash and follow each ticket's chain to its head.
+
+    Exits 1 when an event was edited, removed, reordered or inserted, 0 when all verify.
+    """
+    import json
+
+    from hub.inspection import standalone_hub, verify_audit
+    from hub.registry import ConnectorError
+    from hub.runtime import NotMigrated
+    from ticket_core import TicketNotFound
+    from ticket_core.audit import AuditVerification
+
+    settings = _settings()
+
+    async def main() -> AuditVerification:
+        async with standalone_hub(settings) as hub:
+            return await verify_audit(hub, ticket)
+
+    try:
+        result = asyncio.run(main())
+    except (NotMigrated, ConnectorError, TicketNotFound) as exc:
+        # Exit 1 means "the trail does not verify"; a command that could not check says 2.
+        console.print(_error(exc), soft_wrap=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        scope = f"ticket {ticket}" if ticket else f"{result.tickets_checked} tickets"
+        print(f"checked {scope}, {result.events_checked} audit events")
+        if result.ok:
+            print("the audit trail verifies: no event edited, removed, reordered or inserted")
+        else:
+            print(f"{result.problem_count} problems:")
+            for problem in result.problems:
+                print(f"  [{problem.kind.value}] {problem}")
+            hidden = result.problem_count - len(result.problems)
+            if hidden:
+                print(f"  … and {hidden} more")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    number: Annotated[str, typer.Argument(help="the ticket, e.g. TD-20261123-000001")],
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="file to write; default: standard output")
+    ] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option(help="who exports, for the audit trail; default: cli:<login name>"),
+    ] = None,
+) -> None:
+    """Export a ticket's whole history as one JSON document for an inspection.
+
+    The export is recorded on the ticket as a ``ticket.exported`` audit event.
+    """
+    import json
+
+    from rich.markup import escape
+
+    from hub.inspection import export_ticket, standalone_hub
+    from hub.registry import ConnectorError
+    from hub.runtime import NotMigrated
+    from ticket_core import TicketNotFound
+
+    settings = _settings()
+
+    async def main() -> dict[str, object]:
+        async with standalone_hub(settings) as hub:
+            return await export_ticket(hub, number, actor=actor or _cli_actor())
+
+    try:
+        document = asyncio.run(main())
+    except (NotMigrated, ConnectorError) as exc:
+        errors_console.print(_error(exc))
+        raise typer.Exit(2) from None
+    except TicketNotFound as exc:
+        errors_console.print(_error(exc))
+        raise typer.Exit(1) from None
+    _write_output(json.dumps(document, ensure_ascii=False, indent=2) + "\n", output)
+    verification = document["verification"]
+    assert isinstance(verification, dict)
+    if output is not None:
+        errors_console.print(escape(f"exported {number} to {output}"))
+    if not verification["ok"]:
+        errors_console.print(
+            f"[yellow]warning: the audit chain of {escape(number)} does not verify "
+            f"({len(verification['problems'])} problems); see `verification` in the export[/yellow]"
+        )
+
+
+@report_app.command("statistics")
+def report_statistics(
+    first: Annotated[str, typer.Option("--from", help="first day, YYYY-MM-DD")],
+    last: Annotated[str, typer.Option("--to", help="last day (included), YYYY-MM-DD")],
+    group: Annotated[str, typer.Option(help="day, week, month or quarter")] = "month",
+    by: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--by",
+            help="break down by (repeat): kind, channel, category, channel_code, "
+            "business_code, cause_code; default all but channel_code",
+        ),
+    ] = None,
+    tz: Annotated[
+        str | None, typer.Option("--tz", help="IANA time zone; default reports.timezone")
+    ] = None,
+    output_format: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="file to write; default: standard output")
+    ] = None,
+) -> None:
+    """Tickets received per period by kind, channel, business category and cause (JR/T 0169
+    codes), with counts received/decided/open, first-response and resolution attainment and
+    the share decided in time."""
+    import json
+    from datetime import date
+
+    from rich.markup import escape
+
+    from hub.inspection import standalone_hub, statistics
+    from hub.registry import ConnectorError
+    from hub.runtime import NotMigrated
+    from ticket_core.reports import (
+        DEFAULT_DIMENSIONS,
+        Dimension,
+        Grouping,
+        ReportError,
+        StatisticsReport,
+    )
+
+    def refuse(message: str) -> typer.Exit:
+        errors_console.print(_error(message))
+        return typer.Exit(2)
+
+    def day(option: str, value: str) -> date:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise refuse(f"{option} {value!r} is not a date like 2026-11-01") from None
+
+    def choice(option: str, value: str, kind: type[Grouping] | type[Dimension]) -> str:
+        allowed = [m.value for m in kind]
+        if value not in allowed:
+            raise refuse(f"{option} {value!r} is not one of: {', '.join(allowed)}")
+        return value
+
+    if output_format not in ("csv", "json"):
+        raise refuse(f"--format {output_format!r} is not one of: csv, json")
+    start, end = day("--from", first), day("--to", last)
+    grouping = Grouping(choice("--group", group, Grouping))
+    dimensions = (
+        tuple(Dimension(choice("--by", b, Dimension)) for b in by) if by else DEFAULT_DIMENSIONS
+    )
+    settings = _settings()
+
+    async def main() -> StatisticsReport:
+        async with standalone_hub(settings) as hub:
+            return await statistics(
+                hub, start, end, grouping=grouping, dimensions=dimensions, timezone=tz
+            )
+
+    try:
+        report = asyncio.run(main())
+    except (ReportError, NotMigrated, ConnectorError) as exc:
+        raise refuse(str(exc)) from None
+    if output_format == "json":
+        text = json.dumps(report.as_json(), ensure_ascii=False, indent=2) + "\n"
+        _write_output(text, output)
+    else:
+        # In a file, with a byte-order mark, so spreadsheet programs read Chinese as UTF-8.
+        _write_output(report.as_csv(), output, encoding="utf-8-sig")
+    if output is not None:
+        errors_console.print(
+            escape(
+                f"wrote statistics for {len(report.periods)} periods, "
+                f"{report.total().received} tickets, to {output}"
+            )
+        )
+
+
+# --- import: files of records through a connector's batch import ---------------------------
+
+PROGRESS_FROM_ROWS = 1000
+"""Files with at least this many rows show a progress bar (unless --no-progress)."""
+
+
+@app.command("import")
+def import_file(
+    connector: Annotated[
+        str, typer.Argument(help="the connector that reads it, e.g. hotline12378")
+    ],
+    file: Annotated[Path, typer.Argument(help="CSV (UTF-8 or GB18030), XLSX or JSON Lines")],
+    mapping: Annotated[
+        Path | None,
+        typer.Option(help="a TOML file: columns (heading = field), defaults, sheet, encoding"),
+    ] = None,
+    rejects: Annotated[
+        Path | None, typer.Option(help="where bad rows go (default: FILE.rejects.csv or .jsonl)")
+    ] = None,
+    file_format: Annotated[
+        str | None, typer.Option("--format", help="csv, xlsx or jsonl (default: by extension)")
+    ] = None,
+    assignments: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="field=value for rows that leave it empty (repeatable)"),
+    ] = None,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="default: on large files")
+    ] = None,
+) -> None:
+    """Load a file of records: good rows are stored (a record already there counts as a
+    duplicate and changes nothing), bad rows go to the reject file with the reason. Exit 0
+    when every row loaded, 1 when some were rejected, 2 when the file could not be loaded."""
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from hub.importing import (
+        ImportFailed,
+        load_mapping,
+        mapping_from,
+        parse_assignments,
+        run_import,
+    )
+
+    settings = _settings()
+    bar: Progress | None = None
+    task = None
+
+    def report_progress(done: int, total: int) -> None:
+        nonlocal bar, task
+        if bar is None:
+            if not (progress or (progress is None and total >= PROGRESS_FROM_ROWS)):
+                return
+            bar = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+            )
+            bar.start()
+            task = bar.add_task(f"importing {file.name}", total=total)
+        assert task is not None
+        bar.update(task, completed=done)
+
+    try:
+        chosen = mapping_from(
+            parse_assignments(assignments or []), load_mapping(mapping) if mapping else None
+        )
+        report = asyncio.run(
+            run_import(
+                settings,
+                connector,
+                file,
+                file_format=file_format,
+                mapping=chosen,
+                rejects_path=rejects,
+                progress=report_progress,
+            )
+        )
+    except ImportFailed as exc:
+        console.print(f"[red]import refused:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    finally:
+        if bar is not None:
+            bar.stop()
+    encoding = f", {report.encoding}" if report.encoding else ""
+    console.print(
+        escape(f"{file.name} ({report.format}{encoding}): {report.rows} row(s)"), highlight=False
+    )
+    if report.ignored_columns:
+        console.print(escape("ignored columns: " + ", ".join(report.ignored_columns)))
+    console.print(report.summary(), highlight=False)
+    if report.rejected:
+        console.print(escape(f"rejected rows and their reasons: {report.rejects_path}"))
+        raise typer.Exit(1)
+    if report.loaded:
+        console.print("a running `tongdao serve` or `tongdao worker` turns them into tickets")
+
+
+classify_app = typer.Typer(help="Message classification: evaluate it.", no_args_is_help=True)
+app.add_typer(classify_app, name="classify")
+
+
+@classify_app.command("eval")
+def classify_eval(
+    file: Annotated[
+        Path, typer.Argument(help="labelled JSON Lines: text, kind[, category, cause]")
+    ],
+    misses: Annotated[int, typer.Option(help="show this many misclassified lines")] = 0,
+) -> None:
+    """Score the configured classifier: per-class precision, recall, F1 and a confusion table."""
+    from rich.markup import escape as _escape
+
+    from normalizer.classify import TaxonomyError, build_understanding
+    from normalizer.evaluate import EvalFileError, evaluate, read_examples
+
+    settings = _settings()
+    taxonomy = settings.classify.taxonomy
+    try:
+        understanding = build_understanding(
+            str(taxonomy) if taxonomy else None,
+            settings.classify.plugins,
+            settings.classify.min_confidence,
+        )
+        examples = read_examples(file)
+    except (EvalFileError, TaxonomyError, OSError) as exc:
+        console.print(f"[red]cannot evaluate:[/red] {_escape(str(exc))}")
+        raise typer.Exit(2) from None
+    report = evaluate(understanding, examples)
+    scores = Table(title=f"{file.name}: {report.total} messages")
+    for heading in ("kind", "precision", "recall", "F1", "support"):
+        scores.add_column(heading, justify="left" if heading == "kind" else "right")
+    for score in report.scores:
+        scores.add_row(
+            score.label,
+            f"{score.precision:.2f}",
+            f"{score.recall:.2f}",
+            f"{score.f1:.2f}",
+            str(score.support),
+        )
+    console.print(scores)
+    confusion = Table(title="confusion (rows: labelled, columns: predicted)")
+    confusion.add_column("labelled \\ predicted")
+    for label in report.labels:
+        confusion.add_column(label, justify="right")
+    for gold in report.labels:
+        confusion.add_row(gold, *(str(report.confusion[gold][p]) for p in report.labels))
+    console.print(confusion)
+    for example, predicted in report.misses[:misses]:
+        console.print(
+            _escape(f"line {example.line}: {example.kind} → {predicted}: {example.text}"),
+            highlight=False,
+        )
+    if report.category_accuracy is not None:
+        console.print(
+            f"category accuracy: {report.category_accuracy:.2f} ({report.category_total} labelled)",
+            highlight=False,
+        )
+    if report.cause_accuracy is not None:
+        console.print(
+            f"cause accuracy: {report.cause_accuracy:.2f} ({report.cause_total} labelled)",
+            highlight=False,
+        )
+    console.print(f"kind accuracy: {report.kind_accuracy:.2f}", highlight=False)
 
 
 def main() -> None:

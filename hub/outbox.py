@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -121,13 +122,24 @@ class DeliveryHandler(Protocol):
         ...
 
 
+DeliveryObserver = Callable[[AsyncSession, OutboxRow, DeliveryResult, datetime], Awaitable[None]]
+"""Acts on a channel delivery's result in the transaction that records it (the regulator's
+acknowledgement of feedback, ``hub.regulator_feedback``); sees the row as just updated."""
+
+
 class ChannelDelivery:
     """Messages to customers through the enabled channel connectors."""
 
     kind = "channel"
 
-    def __init__(self, registry: Registry, settings: OutboxSettings) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        settings: OutboxSettings,
+        observers: Sequence[DeliveryObserver] = (),
+    ) -> None:
         self._registry = registry
+        self._observers = tuple(observers)
         self.max_attempts = settings.max_attempts
         self.backoff = Backoff(settings.backoff_initial, settings.backoff_max)
 
@@ -154,7 +166,15 @@ class ChannelDelivery:
         now: datetime,
         latency: float,
     ) -> None:
-        return None
+        if not self._observers:
+            return
+        row = await session.get(OutboxRow, claim.row_id)
+        # A stale claim (the lease ran out and the row was claimed again) did not decide the
+        # row's state; the claim that owns it now reports its own result.
+        if row is None or row.claim_token is not None or row.attempts != claim.attempts:
+            return
+        for observer in self._observers:
+            await observer(session, row, result, now)
 
 
 class Dispatcher:

@@ -9,7 +9,7 @@ it waits for another's, which deadlocks two PostgreSQL workers whose batches sha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -19,7 +19,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from hub import notices
+from hub import notices, progress_codes
 from hub.backoff import Backoff
 from hub.ingest import store_envelope
 from hub.logs import redact_text
@@ -27,17 +27,24 @@ from hub.metrics import PROCESSED
 from hub.outbox import enqueue_message
 from hub.reactions import Reactions, forget_pending
 from hub.registry import Registry
-from hub.sdk import ApplyResult, InboundEnvelope, TicketCommand
+from hub.sdk import ApplyResult, InboundEnvelope, TicketCommand, Unreadable
 from hub.settings import Settings
+from hub.sla import auto_close_after
 from hub.store import Envelope, EnvelopeStatus, SessionFactory
-from normalizer import normalize
+from hub.thread_hints import ticket_for_hints
+from normalizer import build_understanding, normalize
+from normalizer.routing import Router
 from ticket_core import (
+    DEFAULT_BOOK,
     Clock,
     IllegalTransition,
+    IncomingAttachment,
     Outcome,
+    PolicyBook,
     Status,
     TicketNotFound,
     TransitionRequest,
+    add_attachments,
     add_note,
     add_outbound,
     add_reference,
@@ -81,9 +88,19 @@ class Pipeline:
         settings: Settings,
         identity_key: bytes,
         reactions: Reactions,
+        book: PolicyBook = DEFAULT_BOOK,
     ) -> None:
         self._sessions = sessions
         self._reactions = reactions
+        self._book = book
+        self._auto_close_after = auto_close_after(settings.tickets.auto_close_days)
+        taxonomy = settings.classify.taxonomy
+        self._understanding = build_understanding(
+            str(taxonomy) if taxonomy else None,
+            settings.classify.plugins,
+            settings.classify.min_confidence,
+        )
+        self._router = Router.parse(settings.routing.rules)
         self._registry = registry
         self._clock = clock
         self._identity_key = identity_key
@@ -136,8 +153,9 @@ class Pipeline:
                 session.add(row)
             PROCESSED.labels(row.channel, "processed").inc()
             return "applied"
-        except (IllegalTransition, TicketNotFound) as refusal:
-            # The ticket's rules said no: final, never retried, kept with the reason.
+        except (IllegalTransition, TicketNotFound, Unreadable) as refusal:
+            # The ticket's rules said no, or the connector can never read the envelope: final,
+            # never retried, kept with the reason (the raw bytes stay in the envelope).
             forget_pending(session)
             await session.exec(
                 update(Envelope)
@@ -203,28 +221,61 @@ class Pipeline:
         parsed = connector.parse(envelope)
         if isinstance(parsed, TicketCommand):
             return await self._command(session, parsed, now)
+        if parsed.attaches_to is not None:
+            # Media fetched after its message (WeChat): onto that message, no new ticket. A
+            # message not yet applied raises MessageNotFound, and this envelope is retried.
+            ticket, message = await add_attachments(
+                session,
+                channel=envelope.channel,
+                external_id=parsed.attaches_to,
+                attachments=tuple(
+                    IncomingAttachment(a.name, a.content_type, a.data) for a in parsed.attachments
+                ),
+                note=parsed.text.strip() or None,
+                now=now,
+            )
+            return Processed(ticket.number, message.id)
         if not parsed.opens_ticket:
             return Processed(None, None)
-        incoming = normalize(envelope, parsed)
+        if parsed.thread_hints:
+            number = await ticket_for_hints(session, envelope.channel, parsed.thread_hints)
+            if number is not None:
+                parsed = replace(parsed, ticket_reference=number)
+        incoming = normalize(envelope, parsed, self._understanding, self._router)
         intake = await receive(
             session,
             incoming,
             identity_key=self._identity_key,
             now=now,
             reopen_window=self._reopen_window,
+            book=self._book,
         )
         ticket = intake.ticket
-        if intake.opened:
+        if intake.opened and connector.capabilities.customer_messages:
+            # The customer's progress code travels once, in the acknowledgement's outbox row;
+            # the ticket keeps its keyed hash and the stored message shows it masked.
+            assert ticket.number is not None
+            code = progress_codes.issue()
+            ticket.progress_code_hash = progress_codes.digest(
+                self._identity_key, ticket.number, code
+            )
             ack = await add_outbound(
                 session,
                 ticket,
-                text=notices.acknowledgement(ticket),
+                text=notices.render("acknowledgement", ticket, code=progress_codes.MASK),
                 author="system",
                 purpose="acknowledgement",
                 reply_to=incoming.reply_to,
                 now=now,
             )
-            enqueue_message(session, ticket, ack, now)
+            row = enqueue_message(session, ticket, ack, now)
+            row.payload = {
+                **row.payload,
+                "text": notices.render("acknowledgement", ticket, code=code),
+            }
+        if intake.opened:
+            # A channel that is not the customer's (a regulator's desk) gets no acknowledgement:
+            # the bank contacts the complainant itself (POST /tickets/{n}/contacts).
             await transition(
                 session, ticket, TransitionRequest(Status.open), actor="system", now=now
             )
@@ -246,7 +297,15 @@ class Pipeline:
                 Outcome(command.outcome) if command.outcome else None,
                 command.summary,
             )
-            await transition(session, ticket, request, actor=actor, now=now)
+            await transition(
+                session,
+                ticket,
+                request,
+                actor=actor,
+                now=now,
+                book=self._book,
+                auto_close_after=self._auto_close_after,
+            )
         message_id = None
         if command.customer_message:
             if ticket.status in (Status.closed, Status.under_review):
@@ -263,6 +322,7 @@ class Pipeline:
                 purpose="progress",
                 reply_to=await latest_reply_address(session, ticket),
                 now=now,
+                book=self._book,
             )
             enqueue_message(session, ticket, message, now)
             message_id = message.id

@@ -7,6 +7,7 @@ A connector is enabled when the configuration has a ``[connectors.<name>]`` tabl
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -43,10 +44,19 @@ class Discovered:
         return "channel" if issubclass(self.cls, ChannelConnector) else "context"
 
 
-def discover() -> dict[str, Discovered]:
+def installed() -> list[str]:
+    """Names of the installed connectors, without importing them."""
+    return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+
+
+def discover(only: Iterable[str] | None = None) -> dict[str, Discovered]:
+    """Import the installed connectors (or just those named in ``only``): a broken connector
+    that is not enabled must not stop the hub."""
+    wanted = set(only) if only is not None else None
     found: dict[str, Discovered] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found[ep.name] = _load(ep)
+        if wanted is None or ep.name in wanted:
+            found[ep.name] = _load(ep)
     return found
 
 
@@ -91,11 +101,12 @@ class Registry:
         available: dict[str, Discovered] | None = None,
     ) -> Registry:
         """Instantiate every configured connector; ``context_for(name)`` builds its context."""
-        available = discover() if available is None else available
+        names = installed() if available is None else sorted(available)
+        available = discover(configured) if available is None else available
         connectors: dict[str, Plugin] = {}
         for name, raw in configured.items():
             if name not in available:
-                known = ", ".join(sorted(available)) or "none"
+                known = ", ".join(names) or "none"
                 raise ConnectorError(
                     f"[connectors.{name}] is configured but no connector named {name!r} is "
                     f"installed (installed: {known})"
@@ -122,6 +133,10 @@ class Registry:
 
     def providers(self) -> list[tuple[str, ContextProvider[Any]]]:
         return sorted(self._providers.items())
+
+    def provider(self, name: str) -> ContextProvider[Any] | None:
+        """The enabled context provider of that name (CRM, anti-fraud), if any."""
+        return self._providers.get(name)
 
     def pollers(self) -> list[tuple[str, ChannelConnector[Any]]]:
         return [(n, c) for n, c in self.items() if c.poll_interval]

@@ -13,16 +13,21 @@ import httpx
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub import webhooks
+from hub import notices, regulator_feedback, webhooks
+from hub.connector_state import DatabaseState
+from hub.enrichment import ContextDelivery, LookupScheduler
 from hub.identity_key import load_identity_key
 from hub.ingest import EnvelopeStore
 from hub.outbox import ChannelDelivery, Dispatcher
 from hub.pipeline import Pipeline
+from hub.policy_book import build_book
 from hub.polling import Pollers
+from hub.progress import ProgressNotices
 from hub.reactions import Reactions
 from hub.registry import Discovered, Registry
 from hub.sdk import ConnectorContext
 from hub.settings import Settings
+from hub.sla import Scheduler, auto_close_after
 from hub.store import (
     SessionFactory,
     create_engine,
@@ -56,6 +61,9 @@ class Hub:
         available: dict[str, Discovered] | None = None,
     ) -> None:
         self.settings = settings
+        # Customer notices render with this installation's templates (a broken operator
+        # template stops the start here, naming the file).
+        notices.configure(settings.notices)
         self.clock: Clock = clock or SystemClock()
         self.engine: AsyncEngine = create_engine(settings.database)
         self.sessions: SessionFactory = session_factory(self.engine)
@@ -70,11 +78,28 @@ class Hub:
 
         def context_for(name: str) -> ConnectorContext:
             return ConnectorContext(
-                name=name, ingest=self.envelopes, http=self.http, clock=self.clock
+                name=name,
+                ingest=self.envelopes,
+                http=self.http,
+                clock=self.clock,
+                state=DatabaseState(self.sessions, self.reads, name, self.clock),
             )
 
         self.registry = Registry.from_config(settings.connectors, context_for, available)
-        self.reactions = Reactions([webhooks.fan_out])
+        self.reactions = Reactions(
+            [
+                webhooks.fan_out,
+                regulator_feedback.queue_feedback,
+                ProgressNotices(self.registry, settings.tickets.reopen_window_days),
+                # After the ack, never on it: lookups are outbox rows (``hub.enrichment``).
+                LookupScheduler(self.registry),
+            ]
+        )
+        self.book = build_book(settings.sla)
+        self.auto_close_after = auto_close_after(settings.tickets.auto_close_days)
+        self.scheduler = Scheduler(
+            self.sessions, self.clock, self.book, self.reactions, settings.sla
+        )
         self.pollers = Pollers(self.sessions, self.registry, self.envelopes, self.clock)
         self._opened = False
 
@@ -89,7 +114,13 @@ class Hub:
         identity_key = await load_identity_key(self.sessions, self.settings.security)
         await self.registry.start()
         self.pipeline = Pipeline(
-            self.sessions, self.registry, self.clock, self.settings, identity_key, self.reactions
+            self.sessions,
+            self.registry,
+            self.clock,
+            self.settings,
+            identity_key,
+            self.reactions,
+            self.book,
         )
         self.envelopes.set_applier(self.pipeline.apply_now)
         self.dispatcher = Dispatcher(
@@ -97,8 +128,19 @@ class Hub:
             self.clock,
             self.settings.outbox,
             [
-                ChannelDelivery(self.registry, self.settings.outbox),
+                ChannelDelivery(
+                    self.registry, self.settings.outbox, [regulator_feedback.delivery_recorded]
+                ),
                 WebhookDelivery(self.reads, self.http, self.clock, self.settings.webhooks),
+                ContextDelivery(
+                    self.reads,
+                    self.registry,
+                    self.clock,
+                    self.settings.context,
+                    identity_key,
+                    self.reactions,
+                    self.settings.outbox.lease_seconds,
+                ),
             ],
         )
         self._opened = True
@@ -116,8 +158,9 @@ class Hub:
         batch = self.settings.worker.batch_size
         polled = await self.pollers.poll_once()
         processed = await self.pipeline.process_once(batch)
+        ticked = await self.scheduler.tick()
         sent = await self.dispatcher.dispatch_once(batch)
-        return polled + processed + sent
+        return polled + processed + ticked + sent
 
     async def run_workers(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; sleep on the wake event when there is nothing to do."""

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -96,7 +97,232 @@ class SecuritySettings(BaseModel):
 
 
 class TicketSettings(BaseModel):
-    reopen_window_days: float = Field(default=7, ge=0)
+    reopen_window_days: float = Field(
+        default=7, ge=0, description="a reply this soon after resolution reopens the ticket"
+    )
+    auto_close_days: float | None = Field(
+        default=7,
+        gt=0,
+        description="close a resolved ticket after this many quiet days; unset: never",
+    )
+
+
+class PolicySettings(BaseModel):
+    """One SLA policy; for a built-in name, what is left out keeps the built-in's value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = None
+    basis: str | None = Field(
+        default=None, description="'calendar' (every hour counts) or a business calendar's name"
+    )
+    targets: dict[str, dict[str, str]] | None = Field(
+        default=None,
+        description="per kind, per clock: {complaint = {first_response = '48h', ...}}",
+    )
+    warnings: list[str] | None = Field(default=None, description="e.g. ['80%', '1h']")
+    pauses: list[str] | None = Field(
+        default=None, description="e.g. ['pending_customer', 'pending_internal:external_appraisal']"
+    )
+    extensions: list[str] | None = Field(default=None, description="one step per extension")
+    approval_from: int | None = Field(default=None, ge=1)
+
+
+class RuleSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    policy: str
+    kinds: list[str] = []
+    channels: list[str] = []
+    categories: list[str] = []
+    flags: list[str] = []
+
+
+class SlaSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    calendars: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="business calendars by name (periods, holidays, 调休)"
+    )
+    policies: dict[str, PolicySettings] = Field(
+        default_factory=dict, description="new policies, or overrides of the built-in templates"
+    )
+    rules: list[RuleSettings] | None = Field(
+        default=None, description="first match chooses a new ticket's policy; unset: built-in"
+    )
+    escalation_queue: str | None = Field(
+        default="supervisors", description="where a breached ticket goes; unset: stays put"
+    )
+    scheduler_batch: int = Field(default=200, ge=1, le=10000)
+
+    @model_validator(mode="after")
+    def _policies_work(self) -> SlaSettings:
+        from hub.policy_book import build_book
+
+        build_book(self)  # raises naming the bad policy, rule or calendar
+        return self
+
+
+class ReportSettings(BaseModel):
+    """Regulatory statistics: where a report's days begin, and names for JR/T 0169 codes."""
+
+    timezone: str = Field(
+        default="Asia/Shanghai", description="IANA zone in which report days, weeks and months run"
+    )
+    code_labels: dict[Literal["channel", "business", "cause"], dict[str, str]] = Field(
+        default_factory=dict,
+        description="names of JR/T 0169-2018 codes by family and code, shown beside the code",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; e.g. Asia/Shanghai") from None
+        return value
+
+
+class NoticeSettings(BaseModel):
+    """Texts sent to customers: see docs/operators.md, "Customer notices and templates"."""
+
+    template_dir: Path | None = Field(
+        default=None,
+        description="operator templates over the built-in ones: <language>/[<channel>/]<event>.txt",
+    )
+    timezone: str = Field(
+        default="Asia/Shanghai", description="IANA zone in which customers are shown times"
+    )
+    progress_url: HttpUrl | None = Field(
+        default=None, description="public address of the progress page, named in acknowledgements"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; e.g. Asia/Shanghai") from None
+        return value
+
+    @field_validator("template_dir")
+    @classmethod
+    def _is_directory(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"{value} is not a directory")
+        return value
+
+
+class ProgressLookupSettings(BaseModel):
+    """The public progress page and API: see docs/operators.md, "Progress lookup"."""
+
+    enabled: bool = Field(default=True, description="serve /progress and /api/v1/progress")
+    max_attempts_per_number: int = Field(
+        default=10, ge=1, description="lookups of one ticket number per window"
+    )
+    max_attempts_per_client: int = Field(
+        default=30, ge=1, description="lookups from one client address (IPv6: its /64) per window"
+    )
+    window_seconds: float = Field(default=900.0, gt=0, description="the sliding window")
+
+
+PriorityName = Literal["low", "normal", "high", "urgent"]
+
+
+class ContextSettings(BaseModel):
+    """Customer context from the CRM and anti-fraud providers, and what it does to routing:
+    see docs/context-providers.md."""
+
+    vip_segments: list[str] = Field(
+        default_factory=lambda: ["vip"], description="CRM segments that mark a VIP"
+    )
+    vip_tiers: list[str] = Field(
+        default_factory=list, description="CRM tiers that count as VIP too, e.g. private_banking"
+    )
+    vip_priority: PriorityName | None = Field(
+        default="high", description="a VIP's ticket is raised to at least this; unset: no change"
+    )
+    vulnerable_segments: list[str] = Field(
+        default_factory=lambda: ["elderly", "foreign", "disabled"],
+        description="CRM segments that mark a vulnerable customer (the ticket is flagged)",
+    )
+    vulnerable_priority: PriorityName | None = Field(
+        default="high", description="a vulnerable customer's ticket is raised to at least this"
+    )
+    fraud_threshold: float = Field(
+        default=0.8, gt=0, le=1, description="a risk score at or above this flags the ticket"
+    )
+    fraud_queue: str | None = Field(
+        default="anti-fraud", max_length=80, description="where a flagged ticket goes; unset: stays"
+    )
+    call_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="seconds; the hub's own limit on one lookup, at most outbox.lease_seconds/3",
+    )
+    cache_ttl_seconds: float = Field(
+        default=900.0, ge=0, description="a customer's CRM answer is reused this long; 0: never"
+    )
+    max_attempts: int = Field(default=48, ge=1, description="then the lookup waits for recovery")
+    backoff_initial: float = Field(default=5.0, gt=0, description="seconds before the 2nd try")
+    backoff_max: float = Field(default=1800.0, gt=0)
+    breaker_failures: int = Field(
+        default=5, ge=1, description="failures in a row that pause calls to a provider"
+    )
+    breaker_pause_seconds: float = Field(default=60.0, gt=0)
+
+    @field_validator("vip_segments", "vulnerable_segments", "vip_tiers")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return sorted({item.strip().lower() for item in value if item.strip()})
+
+
+class ClassifySettings(BaseModel):
+    """How messages are classified: see docs/routing.md."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    taxonomy: Path | None = Field(
+        default=None, description="a keyword and phrase taxonomy (TOML); unset: the built-in one"
+    )
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="the bank's classifier models, as dotted paths (package.module:Name)",
+    )
+    min_confidence: float = Field(
+        default=0.8, ge=0, le=1, description="a model overrules the rules from this confidence"
+    )
+
+    @model_validator(mode="after")
+    def _loads(self) -> ClassifySettings:
+        from normalizer.classify import build_understanding
+
+        build_understanding(
+            str(self.taxonomy) if self.taxonomy else None, self.plugins, self.min_confidence
+        )
+        return self
+
+
+class RoutingSettings(BaseModel):
+    """Routing rules as data, first match wins: see docs/routing.md."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="[[routing.rules]] with name, when = {...}, then = {...}, in order",
+    )
+
+    @field_validator("rules")
+    @classmethod
+    def _rules_work(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from normalizer.routing import Router
+
+        Router.parse(value)  # raises naming routing.rules[i].field
+        return value
 
 
 class LogSettings(BaseModel):
@@ -116,11 +342,26 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = WebhookSettings()
     security: SecuritySettings = SecuritySettings()
     tickets: TicketSettings = TicketSettings()
+    sla: SlaSettings = SlaSettings()
+    reports: ReportSettings = ReportSettings()
+    notices: NoticeSettings = NoticeSettings()
+    progress_lookup: ProgressLookupSettings = ProgressLookupSettings()
+    context: ContextSettings = ContextSettings()
+    classify: ClassifySettings = ClassifySettings()
+    routing: RoutingSettings = RoutingSettings()
     log: LogSettings = LogSettings()
     connectors: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="one table per connector, validated by that connector's own config model",
     )
+
+    @model_validator(mode="after")
+    def _routes_name_known_policies(self) -> Settings:
+        from hub.policy_book import build_book
+        from normalizer.routing import Router
+
+        Router.parse(self.routing.rules).check_policies(build_book(self.sla).policies)
+        return self
 
     @property
     def workers_in_process(self) -> bool:

@@ -63,6 +63,19 @@ def target_of(subscription_id: int) -> str:
 # --- events -------------------------------------------------------------------------------
 
 
+_UPDATES = frozenset(
+    {
+        "ticket.reference_added",
+        "ticket.priority_changed",
+        "ticket.flagged",
+        "sla.extended",
+        "survey.answered",
+        "ticket.contacted",
+        "context.received",
+    }
+)
+
+
 def event_types(audit: AuditEvent) -> list[str]:
     """The webhook events one audit event stands for."""
     action = audit.action
@@ -75,8 +88,10 @@ def event_types(audit: AuditEvent) -> list[str]:
         if audit.before.get("status") == "under_review":
             types.append("review.decided")
         return types
-    if action == "ticket.reference_added":
+    if action in _UPDATES:
         return ["ticket.updated"]
+    if action == "ticket.escalated":
+        return ["ticket.assigned", "ticket.updated"]
     if action == "ticket.assigned":
         return ["ticket.assigned", "ticket.updated"]
     if action.startswith("message.") and action != "message.note":

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from hub.sdk import InboundEnvelope, InboundMessage
-from normalizer.classify import classify
+from normalizer.classify import Understanding, default_understanding
 from normalizer.pii import mask_identity, mask_name, mask_phone
+from normalizer.routing import NO_ROUTES, RouteInput, Router
 from ticket_core.intake import IdentityClaim, IncomingAttachment, IncomingMessage
 from ticket_core.models import Priority
 
@@ -31,20 +32,60 @@ def _priority(base: Priority, message: InboundMessage) -> Priority:
     return priority
 
 
-def normalize(envelope: InboundEnvelope, message: InboundMessage) -> IncomingMessage:
+def normalize(
+    envelope: InboundEnvelope,
+    message: InboundMessage,
+    understanding: Understanding | None = None,
+    router: Router = NO_ROUTES,
+) -> IncomingMessage:
+    """Classify the message (``understanding``: the configured taxonomy and models) and route
+    it (``router``: the configured rules, first match); both decisions travel in the
+    ``IncomingMessage`` for the core to record on the ticket it opens."""
     text = message.text.strip()
     if not text and not message.attachments:
         raise ValueError("the message has neither text nor attachments")
-    decision = classify(text, message.kind_hint)
+    decision = (understanding or default_understanding()).classify(text, message.kind_hint)
     phone = next((i.value for i in message.identities if i.kind == "phone"), None)
     first_line = text.splitlines()[0] if text else "(attachment)"
+    codes = dict(message.category_codes)
+    if not codes:
+        # The channel classified nothing: our own codes, recorded as the classifier's.
+        codes = {
+            k: v
+            for k, v in (("business", decision.category_code), ("cause", decision.cause_code))
+            if v
+        }
+    queue = REGULATOR_QUEUE if "regulator_transfer" in message.flags else None
+    priority = _priority(decision.priority, message)
+    route = router.route(
+        RouteInput(
+            kind=decision.kind.value,
+            label=decision.label or decision.kind.value,
+            channel=envelope.channel,
+            category=decision.category,
+            cause=decision.cause,
+            segments=frozenset(t.lower() for t in message.customer_tags),
+            flags=frozenset(message.flags),
+            urgency=frozenset(decision.urgency),
+            sentiment=decision.sentiment,
+            amount=decision.amount,
+        )
+    )
+    policy = None
+    routing: dict[str, object] = {}
+    if route is not None:
+        routing = route.as_record()
+        priority = route.apply_priority(priority)
+        queue = route.rule.queue or queue
+        policy = route.rule.sla_policy
     return IncomingMessage(
         channel=envelope.channel,
         external_id=envelope.external_id,
         received_at=envelope.received_at,
         text=text,
         kind=decision.kind,
-        priority=_priority(decision.priority, message),
+        priority=priority,
+        category=decision.category,
         identities=tuple(
             IdentityClaim(i.kind, i.value, mask_identity(i.kind, i.value), i.verified)
             for i in message.identities
@@ -59,10 +100,13 @@ def normalize(envelope: InboundEnvelope, message: InboundMessage) -> IncomingMes
         ),
         classification=decision.as_record(),
         clock_started_at=message.received_at,
+        language=message.language or "zh-CN",
         deadline=message.deadline,
         flags=message.flags,
         customer_tags=message.customer_tags,
-        category_codes=dict(message.category_codes),
+        category_codes=codes,
         references=message.references,
-        queue=REGULATOR_QUEUE if "regulator_transfer" in message.flags else None,
+        queue=queue,
+        policy=policy,
+        routing=routing,
     )

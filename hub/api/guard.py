@@ -2,11 +2,15 @@
 
 FastAPI reads and parses a request body before it runs the dependency that checks the API
 key, so without this a caller with no key could make the hub read any amount of JSON.
+
+A few paths are public (the customer's progress lookup): they need no key, and get their own,
+smaller cap, since anybody may send them anything.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,17 +34,30 @@ async def _refuse(send: Send, status: int, detail: str, headers: list[tuple[byte
 
 
 class ApiGuard:
-    def __init__(self, app: ASGIApp, prefix: str = "/api/", limit: int = API_BODY_LIMIT) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        prefix: str = "/api/",
+        limit: int = API_BODY_LIMIT,
+        public: Mapping[str, int] | None = None,
+    ) -> None:
+        """``public`` maps exact paths that need no key to their body cap in bytes."""
         self.app = app
         self.prefix = prefix
         self.limit = limit
+        self.public = dict(public or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        public_limit = self.public.get(path)
+        if public_limit is None and not path.startswith(self.prefix):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        if not headers.get(b"authorization", b"").strip():
+        if public_limit is None and not headers.get(b"authorization", b"").strip():
             await _refuse(
                 send,
                 401,
@@ -48,9 +65,10 @@ class ApiGuard:
                 [(b"www-authenticate", b"Bearer")],
             )
             return
+        limit = self.limit if public_limit is None else public_limit
         declared = headers.get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.limit:
-            await _refuse(send, 413, f"request body is larger than {self.limit} bytes", [])
+        if declared.isdigit() and int(declared) > limit:
+            await _refuse(send, 413, f"request body is larger than {limit} bytes", [])
             return
         received = 0
         started = refused = False
@@ -60,12 +78,10 @@ class ApiGuard:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit and not refused:
+                if received > limit and not refused:
                     refused = True
                     if not started:
-                        await _refuse(
-                            send, 413, f"request body is larger than {self.limit} bytes", []
-                        )
+                        await _refuse(send, 413, f"request body is larger than {limit} bytes", [])
                     # The app sees the client leave and stops reading.
                     return {"type": "http.disconnect"}
             return message

@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ticket_core import Customer, Message, Outcome, Status, Ticket
+from ticket_core import Customer, Message, Outcome, SlaClock, Status, Ticket
+from ticket_core.models import ContextState, TicketContext
 
 
 class CustomerOut(BaseModel):
@@ -15,6 +16,16 @@ class CustomerOut(BaseModel):
     display_name: str | None
     phone: str | None = Field(description="masked")
     identities: list[dict[str, Any]] = Field(description="kind, masked value, verified")
+    crm_ref: str | None = Field(default=None, description="the CRM's customer number")
+    tier: str | None = None
+    tags: list[str] = Field(default_factory=list, description="e.g. vip, elderly, foreign")
+    risk_level: str | None = None
+    merged_into: int | None = Field(default=None, description="the customer this one joined")
+
+
+class ContextOut(BaseModel):
+    pending: bool = Field(description="a provider has not answered yet; the ticket goes on")
+    providers: dict[str, str] = Field(description="provider -> pending, ok, failed, skipped")
 
 
 class MessageOut(BaseModel):
@@ -45,13 +56,50 @@ class MessageOut(BaseModel):
         )
 
 
+class ClockOut(BaseModel):
+    name: str
+    policy: str
+    basis: str
+    state: str = Field(description="running, paused, met, breached or stopped")
+    started_at: datetime
+    due_at: datetime
+    breached_at: datetime | None
+    stopped_at: datetime | None
+    warnings_sent: list[str]
+
+    @classmethod
+    def of(cls, c: SlaClock) -> ClockOut:
+        return cls(
+            name=c.name,
+            policy=c.policy,
+            basis=c.basis,
+            state=c.state,
+            started_at=c.started_at,
+            due_at=c.due_at,
+            breached_at=c.breached_at,
+            stopped_at=c.stopped_at,
+            warnings_sent=list(c.warnings_sent),
+        )
+
+
 class SlaOut(BaseModel):
     policy: str | None
+    started_at: datetime | None = Field(description="when the case was first received")
+    deadline_at: datetime | None = Field(description="the sender's own deadline, if any")
     first_response_due_at: datetime | None
     first_responded_at: datetime | None
     resolution_due_at: datetime | None
     first_response_breached: bool
     resolution_breached: bool
+    escalated_at: datetime | None
+    clocks: list[ClockOut]
+    extensions: list[dict[str, Any]]
+
+
+class ReviewOut(BaseModel):
+    state: str | None
+    proposed_by: str | None
+    note: str | None
 
 
 class TicketOut(BaseModel):
@@ -68,6 +116,16 @@ class TicketOut(BaseModel):
     outcome: str | None
     outcome_summary: str | None
     review_state: str | None
+    review: ReviewOut
+    satisfaction: str | None
+    related_ticket: str | None = Field(description="the earlier ticket this one follows up")
+    category_codes: dict[str, str]
+    references: list[dict[str, Any]]
+    context: ContextOut
+    regulator_feedback_acknowledged_at: datetime | None = Field(
+        description="for a regulator transfer: when the regulator acknowledged our result "
+        "feedback; the ticket cannot close before"
+    )
     created_at: datetime
     updated_at: datetime
     resolved_at: datetime | None
@@ -86,6 +144,9 @@ class TicketOut(BaseModel):
         messages: list[Message],
         allowed: list[str],
         now: datetime,
+        clocks: list[SlaClock],
+        related: str | None,
+        contexts: list[TicketContext],
     ) -> TicketOut:
         open_ = ticket.status not in (Status.resolved, Status.closed)
         return cls(
@@ -106,6 +167,18 @@ class TicketOut(BaseModel):
             outcome=ticket.outcome,
             outcome_summary=ticket.outcome_summary,
             review_state=ticket.review_state,
+            review=ReviewOut(
+                state=ticket.review_state, proposed_by=ticket.proposed_by, note=ticket.review_note
+            ),
+            satisfaction=ticket.satisfaction,
+            related_ticket=related,
+            category_codes=dict(ticket.category_codes),
+            references=list(ticket.external_refs),
+            context=ContextOut(
+                pending=any(c.state == ContextState.pending for c in contexts),
+                providers={c.provider: str(c.state) for c in contexts},
+            ),
+            regulator_feedback_acknowledged_at=ticket.regulator_feedback_acknowledged_at,
             created_at=ticket.created_at,
             updated_at=ticket.updated_at,
             resolved_at=ticket.resolved_at,
@@ -115,10 +188,20 @@ class TicketOut(BaseModel):
                 display_name=customer.display_name,
                 phone=customer.phone_masked,
                 identities=identities,
+                crm_ref=customer.crm_ref,
+                tier=customer.tier,
+                tags=list(customer.tags),
+                risk_level=customer.risk_level,
+                merged_into=customer.merged_into_id,
             ),
             messages=[MessageOut.of(m) for m in messages],
             sla=SlaOut(
                 policy=ticket.sla_policy,
+                started_at=ticket.clock_started_at,
+                deadline_at=ticket.deadline_at,
+                escalated_at=ticket.escalated_at,
+                clocks=[ClockOut.of(c) for c in clocks],
+                extensions=list(ticket.extensions),
                 first_response_due_at=ticket.first_response_due_at,
                 first_responded_at=ticket.first_responded_at,
                 resolution_due_at=ticket.resolution_due_at,
@@ -182,6 +265,31 @@ class TransitionIn(BaseModel):
     approve_review: bool = Field(
         default=False, description="supervisors: approve an outcome under review as it stands"
     )
+    reason: str | None = Field(
+        default=None,
+        max_length=200,
+        description="why; for pending_internal, 'external_appraisal' pauses clocks under "
+        "cn-nfra-order-3",
+    )
+
+
+class ExtensionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    reason: str = Field(min_length=1, max_length=2000, description="recorded and told")
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    decision: Literal["approve", "change", "send_back"]
+    outcome: Outcome | None = Field(default=None, description="for 'change': the new outcome")
+    summary: str | None = Field(default=None, max_length=5000)
+    reason: str = Field(min_length=1, max_length=2000, description="the reviewer's reasons")
+
+
+class ContactIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    via: Literal["phone", "visit", "letter", "other"] = "phone"
+    summary: str = Field(min_length=1, max_length=5000)
 
 
 class ReceiptOut(BaseModel):

@@ -12,9 +12,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hub.api.dependencies import hub_of
 from hub.api.schemas import (
     AssignmentIn,
+    ContactIn,
+    ExtensionIn,
     MessageAccepted,
     NoteIn,
     ReplyIn,
+    ReviewIn,
     TicketOut,
     TicketPage,
     TicketSummary,
@@ -25,9 +28,11 @@ from hub.outbox import enqueue_message
 from hub.runtime import Hub
 from ticket_core import (
     TRANSITIONS,
+    ApprovalRequired,
     AuditEvent,
     Customer,
     CustomerIdentity,
+    ExtensionRefused,
     IllegalTransition,
     Status,
     Ticket,
@@ -36,17 +41,22 @@ from ticket_core import (
     add_note,
     add_outbound,
     assign,
+    clocks_of,
+    extend,
     get_ticket,
     latest_reply_address,
     messages_of,
+    record_contact,
     transition,
 )
+from ticket_core.models import TicketContext
 
 router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
 
 Staff = Annotated[Principal, Depends(require(*STAFF))]
 TicketNumber = Annotated[str, Path(pattern=r"^[A-Z]{2,6}-\d{8}-\d{6,12}$")]
 Writer = Annotated[Principal, Depends(require(*WRITERS))]
+REVIEWERS = (Role.supervisor, Role.admin)
 
 
 async def _load(session: AsyncSession, number: str, *, for_update: bool = False) -> Ticket:
@@ -64,6 +74,10 @@ async def _view(session: AsyncSession, hub: Hub, ticket: Ticket) -> TicketOut:
             select(CustomerIdentity).where(CustomerIdentity.customer_id == customer.id)
         )
     ).all()
+    related = (
+        await session.get(Ticket, ticket.related_ticket_id) if ticket.related_ticket_id else None
+    )
+    contexts = select(TicketContext).where(TicketContext.ticket_id == ticket.id)
     return TicketOut.of(
         ticket,
         customer,
@@ -71,6 +85,9 @@ async def _view(session: AsyncSession, hub: Hub, ticket: Ticket) -> TicketOut:
         await messages_of(session, ticket),
         sorted(s.value for s in TRANSITIONS[Status(ticket.status)]),
         hub.clock.now(),
+        await clocks_of(session, ticket),
+        related.number if related is not None else None,
+        list((await session.exec(contexts)).all()),
     )
 
 
@@ -163,6 +180,7 @@ async def reply(
             purpose="reply",
             reply_to=address,
             now=now,
+            book=hub.book,
         )
         enqueue_message(session, ticket, message, now)
         await hub.reactions.run(session, now)
@@ -207,9 +225,13 @@ async def move(
             await transition(
                 session,
                 ticket,
-                TransitionRequest(body.to, body.outcome, body.summary, body.approve_review),
+                TransitionRequest(
+                    body.to, body.outcome, body.summary, body.approve_review, body.reason
+                ),
                 actor=who.actor,
                 now=hub.clock.now(),
+                book=hub.book,
+                auto_close_after=hub.auto_close_after,
             )
         except IllegalTransition as exc:
             raise HTTPException(409, str(exc)) from None
@@ -239,4 +261,120 @@ async def reassign(
             now=hub.clock.now(),
         )
         await hub.reactions.run(session, hub.clock.now())
+        return await _view(session, hub, ticket)
+
+
+@router.post(
+    "/{number}/extensions",
+    response_model=TicketOut,
+    summary="Extend the resolution clock by the policy's next step",
+    responses={
+        403: {"description": "this extension needs a supervisor's approval"},
+        409: {"description": "the policy allows no (further) extension; `detail` says why"},
+    },
+)
+async def extend_clock(
+    number: TicketNumber, body: ExtensionIn, request: Request, who: Writer
+) -> TicketOut:
+    """A supervisor's request is also the approval; an agent may ask for the steps that need
+    none. The customer is told of each extension (see the notices)."""
+    hub = hub_of(request)
+    approver = who.actor if who.role in REVIEWERS else None
+    now = hub.clock.now()
+    async with hub.sessions() as session, session.begin():
+        ticket = await _load(session, number, for_update=True)
+        if ticket.status in (Status.resolved, Status.closed):
+            raise HTTPException(409, f"ticket {number} is {ticket.status}; nothing to extend")
+        try:
+            await extend(
+                session,
+                ticket,
+                hub.book,
+                reason=body.reason,
+                actor=who.actor,
+                approved_by=approver,
+                now=now,
+            )
+        except ApprovalRequired as exc:
+            raise HTTPException(403, f"{exc}; ask a supervisor to grant it") from None
+        except ExtensionRefused as exc:
+            raise HTTPException(409, str(exc)) from None
+        await hub.reactions.run(session, now)
+        view = await _view(session, hub, ticket)
+    hub.wake.set()
+    return view
+
+
+@router.post(
+    "/{number}/review",
+    response_model=TicketOut,
+    summary="Decide a proposed outcome under review: approve, change it, or send it back",
+    responses={
+        403: {"description": "only a supervisor or admin reviews"},
+        409: {"description": "not under review, or the reviewer proposed it"},
+    },
+)
+async def review(number: TicketNumber, body: ReviewIn, request: Request, who: Writer) -> TicketOut:
+    if who.role not in REVIEWERS:
+        raise HTTPException(403, "only a supervisor (senior reviewer / internal ombudsman) reviews")
+    hub = hub_of(request)
+    now = hub.clock.now()
+    async with hub.sessions() as session, session.begin():
+        ticket = await _load(session, number, for_update=True)
+        if ticket.status != Status.under_review:
+            raise HTTPException(409, f"ticket {number} is {ticket.status}, not under_review")
+        if body.decision == "send_back":
+            move_to = TransitionRequest(Status.in_progress, reason=body.reason)
+        else:
+            if body.decision == "change" and body.outcome is None:
+                raise HTTPException(422, "a changed decision needs the new outcome")
+            outcome = body.outcome if body.decision == "change" else None
+            move_to = TransitionRequest(
+                Status.resolved, outcome, body.summary, review_approved=True, reason=body.reason
+            )
+        try:
+            await transition(
+                session,
+                ticket,
+                move_to,
+                actor=who.actor,
+                now=now,
+                book=hub.book,
+                auto_close_after=hub.auto_close_after,
+            )
+        except IllegalTransition as exc:
+            raise HTTPException(409, str(exc)) from None
+        await hub.reactions.run(session, now)
+        view = await _view(session, hub, ticket)
+    hub.wake.set()
+    return view
+
+
+@router.post(
+    "/{number}/contacts",
+    response_model=TicketOut,
+    summary="Record contact with the customer outside the channel (a phone call)",
+)
+async def contact(
+    number: TicketNumber, body: ContactIn, request: Request, who: Writer
+) -> TicketOut:
+    """Counts as a response for the SLA clocks and is the first contact the regulator asks
+    about; the summary stays internal."""
+    hub = hub_of(request)
+    now = hub.clock.now()
+    async with hub.sessions() as session, session.begin():
+        ticket = await _load(session, number, for_update=True)
+        try:
+            await record_contact(
+                session,
+                ticket,
+                via=body.via,
+                summary=body.summary,
+                actor=who.actor,
+                now=now,
+                book=hub.book,
+            )
+        except IllegalTransition as exc:
+            raise HTTPException(409, str(exc)) from None
+        await hub.reactions.run(session, now)
         return await _view(session, hub, ticket)

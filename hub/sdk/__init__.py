@@ -1,5 +1,6 @@
 """The connector SDK: the only part of the hub a connector imports."""
 
+from hub.sdk.batch import BatchField, BatchImporter, BatchRow, ColumnMapping, RowRejected
 from hub.sdk.connector import (
     Capabilities,
     ChannelConnector,
@@ -9,7 +10,15 @@ from hub.sdk.connector import (
     Health,
     PollResult,
 )
-from hub.sdk.context import ContextProvider, ContextUnavailable, CustomerContext
+from hub.sdk.context import (
+    ContextProvider,
+    ContextRefused,
+    ContextRequest,
+    ContextUnavailable,
+    CustomerContext,
+    SignedHttpConfig,
+    post_signed_json,
+)
 from hub.sdk.delivery import (
     DeliveryResult,
     DeliveryStatus,
@@ -18,8 +27,8 @@ from hub.sdk.delivery import (
     classify_response,
     post_json,
 )
-from hub.sdk.envelope import ApplyResult, InboundEnvelope, Ingest, IngestResult
-from hub.sdk.fields import PlainText, WebhookSecret, receipt_response
+from hub.sdk.envelope import ApplyResult, InboundEnvelope, Ingest, IngestResult, Unreadable
+from hub.sdk.fields import BearerToken, PlainText, WebhookSecret, receipt_response
 from hub.sdk.http import MIB, BodyTooLarge, error_response, read_limited_body, validation_errors
 from hub.sdk.message import Attachment, Identity, InboundMessage, TicketCommand
 from hub.sdk.signing import (
@@ -30,6 +39,7 @@ from hub.sdk.signing import (
     signed_headers,
     verify,
 )
+from hub.sdk.state import ConnectorState, MemoryState
 from hub.sdk.version import SDK_VERSION, IncompatibleConnector, check_compatible
 
 __all__ = [
@@ -37,13 +47,21 @@ __all__ = [
     "SDK_VERSION",
     "ApplyResult",
     "Attachment",
+    "BatchField",
+    "BatchImporter",
+    "BatchRow",
+    "BearerToken",
     "BodyTooLarge",
     "Capabilities",
     "ChannelConnector",
     "Clock",
+    "ColumnMapping",
     "ConnectorConfig",
     "ConnectorContext",
+    "ConnectorState",
     "ContextProvider",
+    "ContextRefused",
+    "ContextRequest",
     "ContextUnavailable",
     "CustomerContext",
     "DeliveryResult",
@@ -55,11 +73,15 @@ __all__ = [
     "IncompatibleConnector",
     "Ingest",
     "IngestResult",
+    "MemoryState",
     "OutboundMessage",
     "PlainText",
     "PollResult",
+    "RowRejected",
     "SignatureError",
+    "SignedHttpConfig",
     "TicketCommand",
+    "Unreadable",
     "WebhookSecret",
     "check_compatible",
     "classify_exception",
@@ -68,6 +90,7 @@ __all__ = [
     "error_response",
     "generate_secret",
     "post_json",
+    "post_signed_json",
     "read_limited_body",
     "receipt_response",
     "sign",

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from hub.sdk.delivery import DeliveryResult, OutboundMessage
 from hub.sdk.envelope import InboundEnvelope, Ingest
 from hub.sdk.message import InboundMessage, TicketCommand
+from hub.sdk.state import ConnectorState, MemoryState
 from hub.sdk.version import SDK_VERSION
 
 
@@ -75,13 +76,16 @@ class Health:
 
 @dataclass(frozen=True, slots=True)
 class ConnectorContext:
-    """What the hub lends a connector: where to store envelopes, an HTTP client, the time."""
+    """What the hub lends a connector: where to store envelopes, an HTTP client, the time,
+    and values shared with the connector's other processes (``state``, SDK 1.1; a hub that
+    lends none leaves an in-process ``MemoryState``)."""
 
     name: str
     ingest: Ingest
     http: httpx.AsyncClient
     clock: Clock
     extra: dict[str, Any] = field(default_factory=dict)
+    state: ConnectorState = field(default_factory=MemoryState)
 
 
 ConfigT = TypeVar("ConfigT", bound=ConnectorConfig)

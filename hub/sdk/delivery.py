@@ -39,7 +39,8 @@ class DeliveryResult:
     retry_after: float | None = None
     peer_reference: str | None = None
     status_code: int | None = None
-    """The peer's HTTP status, when there was an answer (for delivery logs)."""
+    """The peer's status code when there was an answer, for delivery logs and agents: the HTTP
+    status, or the SMTP reply code for mail (``550``)."""
     response_excerpt: str = ""
 
     @classmethod

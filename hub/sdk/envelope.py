@@ -25,6 +25,14 @@ class InboundEnvelope:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
+class Unreadable(Exception):
+    """Raised by ``parse`` for an envelope that can never become a message (a mail with no
+    sender, a MIME bomb): ``str(exc)`` is the reason, for operators, without the content.
+    The envelope stays stored with its raw bytes; a hub that knows this exception keeps it as
+    ``refused`` with the reason instead of retrying it, an older hub retries it as ``failed``
+    (still kept, still shown). (SDK 1.1)"""
+
+
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     """``created`` is false when the envelope was already stored: answer the peer the same way."""

@@ -7,7 +7,7 @@ import re
 from typing import Annotated, Any
 
 from fastapi import Response
-from pydantic import AfterValidator
+from pydantic import AfterValidator, StringConstraints
 
 from hub.sdk.signing import decode_secret
 
@@ -30,6 +30,9 @@ WebhookSecret = Annotated[str, AfterValidator(_secret)]
 """A ``whsec_`` + base64 secret of at least 16 bytes."""
 
 PlainText = Annotated[str, AfterValidator(_plain)]
+
+BearerToken = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{16,4096}$")]
+"""A token sent as ``Authorization: Bearer`` (printable ASCII, 16 characters or more)."""
 """Text a customer or system wrote: any characters but control characters."""
 
 

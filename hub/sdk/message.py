@@ -53,6 +53,22 @@ class InboundMessage:
     references: tuple[tuple[str, str], ...] = ()
     """Other systems' ids for the case, kept on the ticket: ``("hotline12378.transfer", id)``.
     (SDK 1.1)"""
+    language: str | None = None
+    """The customer's language when the channel knows it (``zh-CN``, ``en``): a new ticket's
+    notices use it. (SDK 1.1)"""
+    attaches_to: str | None = None
+    """The external id (same channel) of an earlier message these ``attachments`` belong to,
+    for channels that deliver a message first and its media later (WeChat hands out a media
+    id; the bytes are fetched afterwards). The hub adds the attachments to that message and
+    opens nothing; ``text``, if any, is kept as a note on its ticket (why media is missing).
+    Set ``opens_ticket=False`` too, so a hub without this field only records it. (SDK 1.1)"""
+    thread_hints: tuple[str, ...] = ()
+    """External ids (same channel) of earlier messages this one answers, nearest first: an
+    email's In-Reply-To, then its References newest first. Stronger evidence than
+    ``ticket_reference``: a hub that resolves hints threads the message onto the ticket of the
+    first hint it holds a message for, and falls back to ``ticket_reference`` when it holds
+    none. Leave it empty when the connector has stronger evidence of its own (a reply address
+    that names the ticket). A hub without this field ignores it. (SDK 1.1)"""
 
 
 @dataclass(frozen=True, slots=True)

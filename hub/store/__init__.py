@@ -10,6 +10,8 @@ from hub.store.migrate import current_revision, head_revision, is_up_to_date, up
 from hub.store.tables import (
     ApiKey,
     ConnectorCursor,
+    ConnectorStateRow,
+    ContextProviderState,
     Envelope,
     EnvelopeStatus,
     HubSetting,
@@ -22,6 +24,8 @@ from hub.store.tables import (
 __all__ = [
     "ApiKey",
     "ConnectorCursor",
+    "ConnectorStateRow",
+    "ContextProviderState",
     "Envelope",
     "EnvelopeStatus",
     "HubSetting",

@@ -109,6 +109,19 @@ class ConnectorCursor(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class ConnectorStateRow(SQLModel, table=True):
+    """A value a connector shares with its other processes (``hub.sdk.ConnectorState``): an
+    access token, a lease, pending work. Expired rows read as absent and are purged."""
+
+    __tablename__ = "connector_state"
+
+    connector: str = Field(primary_key=True, max_length=40)
+    key: str = Field(primary_key=True, max_length=200)
+    value: str = Field(sa_type=sa.Text)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class WebhookSubscription(SQLModel, table=True):
     """A core system's endpoint and the ticket events it wants, signed with its own secret."""
 
@@ -146,3 +159,21 @@ class WebhookAttempt(SQLModel, table=True):
     status_code: int | None = None
     latency_ms: int
     response_excerpt: str | None = Field(default=None, max_length=500)
+
+
+class ContextProviderState(SQLModel, table=True):
+    """A context provider's circuit breaker, shared by every worker process.
+
+    After ``context.breaker_failures`` transient failures in a row the provider is left alone
+    until ``open_until``: its lookups wait in the outbox instead of spending their retries
+    against a system that is down. The first success closes the breaker again.
+    """
+
+    __tablename__ = "context_provider_state"
+
+    name: str = Field(primary_key=True, max_length=40)
+    consecutive_failures: int = 0
+    failing_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    open_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, max_length=500)
+    updated_at: datetime = Field(sa_type=UTCDateTime)

@@ -21,8 +21,13 @@ if TYPE_CHECKING:
         InboundRequest,
         Kit,
     )
+    from hub.testing.context_conformance import (
+        ContextProviderConformance,
+        ContextProviderHarness,
+    )
 
 _KIT = {"ConnectorConformance", "ConnectorHarness", "HttpConnectorHarness", "InboundRequest", "Kit"}
+_CONTEXT_KIT = {"ContextProviderConformance", "ContextProviderHarness"}
 
 
 def __getattr__(name: str) -> Any:
@@ -30,12 +35,18 @@ def __getattr__(name: str) -> Any:
         from hub.testing import conformance
 
         return getattr(conformance, name)
+    if name in _CONTEXT_KIT:
+        from hub.testing import context_conformance
+
+        return getattr(context_conformance, name)
     raise AttributeError(f"module 'hub.testing' has no attribute {name!r}")
 
 
 __all__ = [
     "ConnectorConformance",
     "ConnectorHarness",
+    "ContextProviderConformance",
+    "ContextProviderHarness",
     "HttpConnectorHarness",
     "InMemoryIngest",
     "InboundRequest",

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import httpx
 import pytest
@@ -61,6 +61,23 @@ class InboundRequest:
     description: str = ""
 
 
+class OutboundPeer(Protocol):
+    """What the kit needs of a stand-in peer: ``ScriptedPeer`` for HTTP, or one that speaks
+    the channel's own protocol (``hub.testing.standins.smtp.SmtpStandIn`` for mail)."""
+
+    answer: PeerAnswer
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def requests(self) -> Sequence[Any]: ...
+
+    async def start(self) -> str: ...
+
+    async def stop(self) -> None: ...
+
+
 class ConnectorHarness(ABC):
     """What every connector's author provides to the kit."""
 
@@ -82,6 +99,12 @@ class ConnectorHarness(ABC):
     @abstractmethod
     def outbound_message(self, now: datetime) -> OutboundMessage:
         """A message to a recipient this connector can reach."""
+
+    def make_peer(self) -> OutboundPeer:
+        """The stand-in for the connector's outbound peer; ``config`` gets its ``url``. An
+        HTTP ``ScriptedPeer`` unless the channel speaks another protocol (then override
+        ``peer_answer`` too, in that protocol's codes)."""
+        return ScriptedPeer()
 
     def peer_answer(self, scenario: str) -> PeerAnswer:
         """How this channel's peer answers in each scenario: ``success``, ``rate_limited``,
@@ -128,7 +151,7 @@ def rule(holds: bool, name: str, what_happened: str) -> None:
 class Kit:
     connector: ChannelConnector[Any]
     ingest: InMemoryIngest
-    peer: ScriptedPeer
+    peer: OutboundPeer
     client: httpx.AsyncClient
     prefix: str
 
@@ -165,7 +188,7 @@ class ConnectorConformance:
     @pytest_asyncio.fixture
     async def kit(self) -> AsyncIterator[Kit]:
         harness = self.harness
-        peer = ScriptedPeer()
+        peer = harness.make_peer()
         await peer.start()
         ingest = InMemoryIngest()
         http = httpx.AsyncClient(timeout=harness.outbound_timeout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import httpx
 import pytest
 from sqlmodel import col, select
 
@@ -186,9 +187,15 @@ async def test_two_dispatchers_on_separate_connections_deliver_each_row_exactly_
     database_url: str,
 ) -> None:
     """On PostgreSQL the claims race through FOR UPDATE SKIP LOCKED; on SQLite through the
-    single BEGIN IMMEDIATE writer."""
+    single BEGIN IMMEDIATE writer. The sends get a generous timeout: a send that timed out on
+    a loaded machine would rightly be sent again (at least once), which is not what this
+    test is about."""
     await _open_tickets(hub, clock, 300)
-    other = await Hub(settings, clock=clock).open(migrate=False)
+    patient = settings.model_copy(
+        update={"outbox": settings.outbox.model_copy(update={"http_timeout": 30})}
+    )
+    hub.http.timeout = httpx.Timeout(30)  # the client every connector of this hub shares
+    other = await Hub(patient, clock=clock).open(migrate=False)
     try:
 
         async def run(instance: Hub) -> int:
