@@ -32,7 +32,7 @@ from hub.sdk import (
     read_limited_body,
     receipt_response,
     validation_errors,
-    verify,
+    verify_signer,
 )
 
 Status = Literal[
@@ -129,22 +129,13 @@ class CoreConnector(ChannelConnector[CoreConfig]):
 
     def _system(self, request: Request, body: bytes) -> tuple[str, str]:
         """The system whose secret signed the request, and the webhook-id."""
-        problem = "webhook-signature matches no configured system"
-        for name, system in sorted(self.config.systems.items()):
-            try:
-                msg_id = verify(
-                    [system.secret, *system.previous_secrets],
-                    request.headers,
-                    body,
-                    self.context.clock.now(),
-                )
-            except SignatureError as exc:
-                if "does not match" not in str(exc):
-                    problem = str(exc)  # missing headers or a stale timestamp: same for all
-                    break
-                continue
-            return name, msg_id
-        raise SignatureError(problem)
+        signers = {
+            name: [system.secret, *system.previous_secrets]
+            for name, system in self.config.systems.items()
+        }
+        return verify_signer(
+            signers, request.headers, body, self.context.clock.now(), what="system"
+        )
 
     async def _receive(self, request: Request) -> Response:
         try:

@@ -50,7 +50,7 @@ from hub.sdk import (
     receipt_response,
     signed_headers,
     validation_errors,
-    verify,
+    verify_signer,
 )
 
 FEEDBACK_PURPOSE = "regulator_feedback"
@@ -95,23 +95,15 @@ class Hotline12378Connector(ChannelConnector[Hotline12378Config], BatchImporter)
 
     def _branch_of(self, request: Request, body: bytes) -> tuple[str, str]:
         """The branch whose secret signed the request, and the webhook-id."""
-        problem = "webhook-signature matches no configured branch"
-        for key, branch in sorted(self.config.branches.items()):
-            try:
-                msg_id = verify(
-                    branch.push_secrets,
-                    request.headers,
-                    body,
-                    self.context.clock.now(),
-                    self.config.timestamp_tolerance_seconds,
-                )
-            except SignatureError as exc:
-                if "does not match" not in str(exc):
-                    problem = str(exc)  # missing headers or a stale timestamp: same for all
-                    break
-                continue
-            return key, msg_id
-        raise SignatureError(problem)
+        signers = {key: branch.push_secrets for key, branch in self.config.branches.items()}
+        return verify_signer(
+            signers,
+            request.headers,
+            body,
+            self.context.clock.now(),
+            self.config.timestamp_tolerance_seconds,
+            what="branch",
+        )
 
     async def _receive(self, request: Request) -> Response:
         try:

@@ -38,6 +38,7 @@ from hub.sdk.signing import (
     sign,
     signed_headers,
     verify,
+    verify_signer,
 )
 from hub.sdk.state import ConnectorState, MemoryState
 from hub.sdk.version import SDK_VERSION, IncompatibleConnector, check_compatible
@@ -97,4 +98,5 @@ __all__ = [
     "signed_headers",
     "validation_errors",
     "verify",
+    "verify_signer",
 ]

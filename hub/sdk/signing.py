@@ -17,6 +17,7 @@ from datetime import datetime
 
 SECRET_PREFIX = "whsec_"
 DEFAULT_TOLERANCE = 300
+_NO_MATCH = "webhook-signature does not match"
 
 
 class SignatureError(Exception):
@@ -102,4 +103,25 @@ def verify(
         expected = hmac.new(decode_secret(secret), signed, hashlib.sha256).digest()
         if any(hmac.compare_digest(expected, candidate) for candidate in offered):
             return msg_id
-    raise SignatureError("webhook-signature does not match")
+    raise SignatureError(_NO_MATCH)
+
+
+def verify_signer(
+    signers: Mapping[str, Sequence[str]],
+    headers: Mapping[str, str],
+    body: bytes,
+    now: datetime,
+    tolerance: int = DEFAULT_TOLERANCE,
+    *,
+    what: str = "peer",
+) -> tuple[str, str]:
+    """Which of several peers, each known by its secrets, signed the request, and its
+    ``webhook-id``. A problem that would be the same whoever signed (missing headers, a stale
+    timestamp) is reported as it is; otherwise "matches no configured <what>"."""
+    for name in sorted(signers):
+        try:
+            return name, verify(signers[name], headers, body, now, tolerance)
+        except SignatureError as exc:
+            if str(exc) != _NO_MATCH:
+                raise
+    raise SignatureError(f"webhook-signature matches no configured {what}")

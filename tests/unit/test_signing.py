@@ -16,6 +16,7 @@ from hub.sdk.signing import (
     sign,
     signed_headers,
     verify,
+    verify_signer,
 )
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -204,3 +205,20 @@ def test_generated_secret_works_with_reference_library() -> None:
     secret = generate_secret()
     headers = signed_headers(secret, "msg_18", BODY, datetime.now(UTC))
     assert Webhook(secret).verify(BODY, headers) == json.loads(BODY)
+
+
+def test_verify_signer_names_the_peer_whose_secret_signed() -> None:
+    body = b'{"a": 1}'
+    headers = signed_headers(OLD_SECRET, "msg_7", body, NOW)
+    signers = {"beijing": [SECRET], "shanghai": [generate_secret(), OLD_SECRET]}
+    assert verify_signer(signers, headers, body, NOW) == ("shanghai", "msg_7")
+
+
+def test_verify_signer_says_no_peer_matched_or_what_is_wrong_for_everyone() -> None:
+    body = b"{}"
+    stranger = signed_headers(generate_secret(), "msg_8", body, NOW)
+    with pytest.raises(SignatureError, match="matches no configured branch"):
+        verify_signer({"beijing": [SECRET]}, stranger, body, NOW, what="branch")
+    stale = signed_headers(SECRET, "msg_9", body, NOW - timedelta(hours=1))
+    with pytest.raises(SignatureError, match="timestamp"):
+        verify_signer({"beijing": [SECRET]}, stale, body, NOW)
