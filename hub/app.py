@@ -17,6 +17,7 @@ from hub.api import (
     tickets_router,
     webhooks_router,
 )
+from hub.api.agents import router as agents_router
 from hub.api.customers import router as customers_router
 from hub.api.guard import ApiGuard
 from hub.api.progress import PUBLIC_PATHS
@@ -76,6 +77,7 @@ def create_app(
     app.include_router(webhooks_router)
     app.include_router(inspection_router)
     app.include_router(customers_router)
+    app.include_router(agents_router)
     if lookup:
         app.state.progress_lookup = ProgressLookup(
             settings, sessions=hub.sessions, reads=hub.reads, clock=hub.clock

@@ -14,6 +14,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub import notices, regulator_feedback, webhooks
+from hub.assigning import AutoAssign
 from hub.connector_state import DatabaseState
 from hub.enrichment import ContextDelivery, LookupScheduler
 from hub.identity_key import load_identity_key
@@ -86,8 +87,11 @@ class Hub:
             )
 
         self.registry = Registry.from_config(settings.connectors, context_for, available)
+        self.assignment = AutoAssign(settings.assignment)
         self.reactions = Reactions(
             [
+                # First, so the same round's notices and webhooks see the assignee.
+                self.assignment,
                 webhooks.fan_out,
                 regulator_feedback.queue_feedback,
                 ProgressNotices(self.registry, settings.tickets.reopen_window_days),

@@ -325,6 +325,24 @@ class RoutingSettings(BaseModel):
         return value
 
 
+class AssignmentSettings(BaseModel):
+    """Automatic assignment within a queue: see docs/routing.md."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        default=False,
+        description="give each new, routed or escalated ticket with a queue to an agent",
+    )
+    strategy: Literal["least_loaded", "round_robin"] = Field(
+        default="least_loaded", description="among the agents who fit (sticky agent first)"
+    )
+    vip_tags: list[str] = Field(
+        default_factory=lambda: ["vip"],
+        description="customer tags (or tiers) served first, with vulnerable customers",
+    )
+
+
 class LogSettings(BaseModel):
     level: str = "INFO"
     json_format: bool = Field(default=False, alias="json")
@@ -349,6 +367,7 @@ class Settings(BaseSettings):
     context: ContextSettings = ContextSettings()
     classify: ClassifySettings = ClassifySettings()
     routing: RoutingSettings = RoutingSettings()
+    assignment: AssignmentSettings = AssignmentSettings()
     log: LogSettings = LogSettings()
     connectors: dict[str, dict[str, Any]] = Field(
         default_factory=dict,

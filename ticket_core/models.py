@@ -390,3 +390,21 @@ class CustomerMerge(SQLModel, table=True):
     undone_at: datetime | None = _ts(default=None)
     undone_by: str | None = Field(default=None, max_length=120)
     undo_reason: str | None = Field(default=None, max_length=500)
+
+
+class AgentRecord(SQLModel, table=True):
+    """An agent of the desk as assignment sees them (``ticket_core.assignment.Agent``), with
+    their presence and when they last got a ticket (round-robin and ties between equals)."""
+
+    __tablename__ = "agent"
+    __table_args__ = (sa.UniqueConstraint("name", name="uq_agent_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120)
+    queues: list[str] = _json(list)
+    skills: list[str] = _json(list)
+    languages: list[str] = _json(lambda: ["zh-CN"])
+    capacity: int = 10
+    presence: str = Field(default="available", max_length=20)
+    last_assigned_at: datetime | None = _ts(default=None)
+    updated_at: datetime = _ts()

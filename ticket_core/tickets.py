@@ -421,8 +421,11 @@ async def assign(
     queue: str | None,
     actor: str,
     now: datetime,
+    reason: str | None = None,
 ) -> None:
-    """Give the ticket to an agent and/or a queue; ``None`` leaves that part as it is."""
+    """Give the ticket to an agent and/or a queue; ``None`` leaves that part as it is.
+
+    ``reason`` (why automatic assignment chose this agent) is kept in the audit event."""
     before = {"assignee": ticket.assignee, "queue": ticket.queue}
     if assignee is not None:
         ticket.assignee = assignee or None
@@ -436,7 +439,11 @@ async def assign(
         action="ticket.assigned",
         at=now,
         before=before,
-        after={"assignee": ticket.assignee, "queue": ticket.queue},
+        after={
+            "assignee": ticket.assignee,
+            "queue": ticket.queue,
+            **({"reason": reason} if reason else {}),
+        },
     )
 
 
