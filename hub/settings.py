@@ -6,6 +6,7 @@ Environment variables are ``TONGDAO_<SECTION>__<KEY>``, e.g. ``TONGDAO_DATABASE_
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -319,10 +320,35 @@ class RoutingSettings(BaseModel):
     @field_validator("rules")
     @classmethod
     def _rules_work(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from normalizer.routing import Router
+        from normalizer.routing import Router, RoutingError
 
-        Router.parse(value)  # raises naming routing.rules[i].field
+        try:
+            Router.parse(value)  # raises naming routing.rules[i].field
+        except RoutingError as exc:
+            raise ValueError(with_config_line(str(exc))) from None
         return value
+
+
+_RULE_INDEX = re.compile(r"routing\.rules\[(\d+)\]")
+_RULE_HEADER = re.compile(r"^\s*\[\[\s*routing\s*\.\s*rules\s*\]\]")
+
+
+def with_config_line(message: str) -> str:
+    """Add the line of the ``[[routing.rules]]`` table a message names, when the rules come
+    from the TOML file in ``TONGDAO_CONFIG`` (tomllib keeps no positions, so count headers)."""
+    match = _RULE_INDEX.search(message)
+    path = os.environ.get("TONGDAO_CONFIG")
+    if match is None or not path:
+        return message
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return message
+    headers = [n for n, line in enumerate(lines, start=1) if _RULE_HEADER.match(line)]
+    index = int(match[1])
+    if index >= len(headers):
+        return message
+    return f"{message} ({Path(path).name}, line {headers[index]})"
 
 
 class AssignmentSettings(BaseModel):
@@ -377,9 +403,12 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _routes_name_known_policies(self) -> Settings:
         from hub.policy_book import build_book
-        from normalizer.routing import Router
+        from normalizer.routing import Router, RoutingError
 
-        Router.parse(self.routing.rules).check_policies(build_book(self.sla).policies)
+        try:
+            Router.parse(self.routing.rules).check_policies(build_book(self.sla).policies)
+        except RoutingError as exc:
+            raise ValueError(with_config_line(str(exc))) from None
         return self
 
     @property

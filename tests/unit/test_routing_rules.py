@@ -4,6 +4,7 @@ naming the rule's index and field."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -206,3 +207,25 @@ def test_codes_the_channel_gave_are_kept_over_the_classifier() -> None:
     )
     assert incoming.category_codes == {"channel": "A01", "business": "B0203"}
     assert incoming.routing == {} and incoming.policy is None
+
+
+def test_an_invalid_rule_in_the_config_file_is_refused_naming_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "tongdao.toml"
+    config.write_text(
+        "# routing for the card centre\n"
+        "[[routing.rules]]\n"
+        'name = "cards"\n'
+        'when = { kinds = ["complaint"] }\n'
+        'then = { queue = "cards" }\n'
+        "\n"
+        "[[routing.rules]]\n"
+        'name = "typo"\n'
+        'when = { kinds = ["rant"] }\n'
+        'then = { queue = "x" }\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("TONGDAO_CONFIG", str(config))
+    with pytest.raises(ValidationError, match=r"routing\.rules\[1\]\.when\.kinds: .*line 7\)"):
+        Settings()
