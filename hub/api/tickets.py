@@ -26,6 +26,7 @@ from hub.api.schemas import (
 from hub.auth import STAFF, WRITERS, Principal, Role, require
 from hub.outbox import enqueue_message
 from hub.runtime import Hub
+from normalizer.pii import mask_pii
 from ticket_core import (
     TRANSITIONS,
     ApprovalRequired,
@@ -57,6 +58,8 @@ Staff = Annotated[Principal, Depends(require(*STAFF))]
 TicketNumber = Annotated[str, Path(pattern=r"^[A-Z]{2,6}-\d{8}-\d{6,12}$")]
 Writer = Annotated[Principal, Depends(require(*WRITERS))]
 REVIEWERS = (Role.supervisor, Role.admin)
+UNCLEARED = (Role.auditor,)
+"""Roles that read tickets without clearance for the customer's personal data."""
 
 
 async def _load(session: AsyncSession, number: str, *, for_update: bool = False) -> Ticket:
@@ -129,10 +132,16 @@ async def list_tickets(
 @router.get(
     "/{number}", response_model=TicketOut, summary="One ticket with its messages and clocks"
 )
-async def read_ticket(number: TicketNumber, request: Request, _: Staff) -> TicketOut:
+async def read_ticket(number: TicketNumber, request: Request, who: Staff) -> TicketOut:
+    """Auditors see what happened, not the customer's personal data: phone, id, card numbers
+    and emails in message texts and the subject are masked for them."""
     hub = hub_of(request)
     async with hub.reads() as session:
-        return await _view(session, hub, await _load(session, number))
+        view = await _view(session, hub, await _load(session, number))
+    if who.role in UNCLEARED:
+        view.subject = mask_pii(view.subject)
+        view.messages = [m.model_copy(update={"text": mask_pii(m.text)}) for m in view.messages]
+    return view
 
 
 @router.get("/{number}/audit", summary="The ticket's audit trail, oldest first")

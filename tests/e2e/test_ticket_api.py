@@ -217,3 +217,20 @@ async def test_odd_path_parameters_get_4xx_not_5xx(api: httpx.AsyncClient, make_
         assert 400 <= response.status_code < 500, (path, response.status_code)
     huge = await api.get("/api/v1/tickets", params={"offset": 10**20}, headers=admin)
     assert huge.status_code == 422
+
+
+async def test_an_auditor_reads_the_ticket_with_personal_data_masked(
+    api: httpx.AsyncClient, hub: Hub, clock: ManualClock, receiver: SignedWebhookReceiver, make_key
+) -> None:
+    text = "我的卡 6222021234567890128 被盗刷，电话 13812345678，邮箱 li.wei@example.com"
+    await push(api, app_message(text), clock.now())
+    await drain(hub)
+    number = receiver.received[0]["ticket_number"]
+    agent, auditor = await make_key(Role.agent), await make_key(Role.auditor)
+    seen_by_agent = (await api.get(f"/api/v1/tickets/{number}", headers=agent)).json()
+    assert seen_by_agent["messages"][0]["text"] == text
+    seen_by_auditor = (await api.get(f"/api/v1/tickets/{number}", headers=auditor)).json()
+    masked = seen_by_auditor["messages"][0]["text"]
+    for secret in ("6222021234567890128", "13812345678", "li.wei@example.com"):
+        assert secret not in masked
+    assert "被盗刷" in masked
