@@ -23,7 +23,7 @@ from hub.runtime import Hub
 from hub.sdk import InboundEnvelope
 from tests.app_pushes import app_message
 from tests.conftest import drain
-from ticket_core import AuditEvent, ManualClock, UTCDateTime, add_note, get_ticket
+from ticket_core import AuditEvent, ManualClock, Ticket, UTCDateTime, add_note, get_ticket
 from ticket_core.audit import ProblemKind, event_hash, verify_store
 
 TONGDAO = str(Path(sys.executable).with_name("tongdao"))
@@ -69,8 +69,9 @@ async def case(hub: Hub, clock: ManualClock) -> Case:
         )
         await drain(hub)
         clock.advance(minutes=5)
-    number_a = f"TD-{clock.now():%Y%m%d}-000001"
-    number_b = f"TD-{clock.now():%Y%m%d}-000002"
+    async with hub.reads() as session:  # numbers carry the opening date, which may be yesterday
+        numbers = (await session.exec(select(Ticket.number).order_by(col(Ticket.id)))).all()
+    number_a, number_b = (str(n) for n in numbers)
     async with hub.sessions() as session, session.begin():
         ticket = await get_ticket(session, number_a, for_update=True)
         await add_note(session, ticket, text="已联系清算部门", author="agent:li", now=clock.now())
