@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run serve test lint format bench clean
+.PHONY: install run serve test lint format bench drills clean
 
 $(STAMP): pyproject.toml examples/sms-gateway/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ serve: install
 	$(BIN)/tongdao serve
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 lint: install
 	$(BIN)/ruff check .
@@ -34,6 +34,10 @@ lint: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# The drills' long form (crash, outages, bad input); `make test` runs their short form.
+drills: install
+	$(BIN)/python -m bench.drills all --long
 
 format: install
 	$(BIN)/ruff format .

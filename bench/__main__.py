@@ -1,225 +1,125 @@
-"""``python -m bench``: push acknowledgement throughput and latency on SQLite and PostgreSQL.
+"""``python -m bench``: the benchmark scenarios, on SQLite and PostgreSQL.
 
-Starts a real ``tongdao serve`` (workers in-process on SQLite, as shipped; on PostgreSQL a
-``serve`` and a ``tongdao worker``), drives it with signed app pushes from our own load
-generator, and prints throughput, p50/p95/p99 and the hub's peak memory (VmHWM). The
-``scheduler`` scenario times the SLA tick with a million open tickets (``bench/scheduler.py``).
+Each starts a real hub (``serve`` with its workers in process on SQLite, as shipped; on
+PostgreSQL a ``serve`` and ``--workers`` ``tongdao worker`` processes) on a fresh database
+and prints throughput, p50/p95/p99 latency, the hub's peak memory (VmHWM) and the machine's
+load at the time:
+
+* ``ack``: signed app pushes acknowledged durably (wrk replaying pushes signed in advance);
+* ``wechat``: WeChat safe-mode pushes acknowledged (wrk replaying pushes encrypted and
+  signed in advance by ``hub.testing.standins.wechat_push``);
+* ``delivered``: push → acknowledgement delivered at the app's callback, at a fixed rate
+  from our own open-loop generator (``bench/delivered.py``);
+* ``webhooks``: preloaded webhook deliveries drained to a local receiver;
+* ``scheduler``: the SLA tick with a million open tickets (``bench/scheduler.py``);
+* ``import``: ``tongdao import tickets`` of a generated million-ticket file
+  (``bench/ticket_import.py``);
+* ``console``: the console's queue page with 100,000 open tickets (``bench/console_queue.py``).
+
+``--profile`` samples the ``serve`` process with py-spy during the ack and wechat runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
-import httpx
-
-from bench import loadgen
+from bench.acks import scenario_app_ack, scenario_wechat_ack
+from bench.common import database_url, load
+from bench.console_queue import scenario_console_queue
+from bench.delivered import scenario_delivered
 from bench.scheduler import scenario_scheduler
-from hub.sdk import generate_secret, signed_headers
-from hub.testing import free_port
+from bench.ticket_import import scenario_import
+from bench.webhook_drain import scenario_webhooks
 
-TONGDAO = str(Path(sys.executable).with_name("tongdao"))
-PG_ADMIN = os.environ.get("TONGDAO_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _pushes(secret: str) -> loadgen.Callable[[int, int], list[loadgen.Request]]:
-    def build(process: int, count: int) -> list[loadgen.Request]:
-        now = datetime.now(UTC)
-        out = []
-        for i in range(count):
-            body = json.dumps(
-                {"user_id": f"bench-{process}-{i % 500}", "text": "我的信用卡被重复扣费，请退款。"},
-                ensure_ascii=False,
-            ).encode()
-            headers = signed_headers(secret, f"bench_{uuid.uuid4().hex}", body, now)
-            out.append(
-                (
-                    "POST",
-                    "/channels/app/messages",
-                    body,
-                    {**headers, "content-type": "application/json"},
-                )
-            )
-        return out
-
-    return build
-
-
-def _wrk(base: str, secret: str, args: argparse.Namespace, workdir: Path, db: str) -> None:
-    """wrk (C, from Debian) replaying pushes signed in advance; far lighter than our client."""
-    threads = args.processes
-    records = workdir / "pushes.tsv"
-    now = datetime.now(UTC)
-    with records.open("w", encoding="utf-8") as out:
-        for i in range(int(args.seconds * 8000)):
-            body = json.dumps(
-                {"user_id": f"bench-{i % 500}", "text": "我的信用卡被重复扣费，请退款。"},
-                ensure_ascii=False,
-            ).encode()
-            headers = signed_headers(secret, f"bench_{uuid.uuid4().hex}", body, now)
-            out.write(
-                "\t".join(
-                    [
-                        headers["webhook-id"],
-                        headers["webhook-timestamp"],
-                        headers["webhook-signature"],
-                        body.decode(),
-                    ]
-                )
-                + "\n"
-            )
-    script = Path(__file__).with_name("wrk_pushes.lua")
-    for label, extra in (("GET /healthz (ceiling)", []), ("signed app pushes acknowledged", None)):
-        command = ["wrk", f"-t{threads}", f"-c{args.connections}", f"-d{args.seconds:g}s"]
-        if extra is None:
-            command += ["-s", str(script), base, "--", str(records), str(threads)]
-            output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-            line = next(x for x in output.splitlines() if x.startswith("wrk:"))
-            fields = dict(part.split("=") for part in line[5:].split())
-            rate = int(fields["requests"]) / float(fields["seconds"])
-            print(
-                f"[{db}] wrk {label}: {rate:,.0f}/s non2xx={fields['non2xx']} "
-                f"errors={fields['errors']} p50={fields['p50']} ms p95={fields['p95']} ms "
-                f"p99={fields['p99']} ms"
-            )
-        else:
-            output = subprocess.run(
-                [*command, f"{base}/healthz"], capture_output=True, text=True, check=True
-            ).stdout
-            rate = next(x for x in output.splitlines() if x.startswith("Requests/sec"))
-            print(f"[{db}] wrk {label}: {rate.split()[-1]}/s")
-
-
-def _health(_: int, count: int) -> list[loadgen.Request]:
-    return [("GET", "/healthz", b"", {})] * count
-
-
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-async def _create_pg(name: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-def _wait_ready(url: str, within: float = 30) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not become ready")
-
-
-def _database_url(db: str, workdir: Path) -> str:
-    """A fresh, empty database for one scenario."""
-    if db == "sqlite":
-        return f"sqlite+aiosqlite:///{workdir}/bench-{uuid.uuid4().hex[:8]}.db"
-    name = f"tongdao_bench_{os.getpid()}"
-    asyncio.run(_create_pg(name))
-    return PG_ADMIN.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0] + f"/{name}"
-
-
-def scenario_app_ack(db: str, args: argparse.Namespace, workdir: Path) -> None:
-    secret = generate_secret()
-    port = free_port()
-    url = _database_url(db, workdir)
-    env = {
-        **os.environ,
-        "TONGDAO_DATABASE__URL": url,
-        "TONGDAO_CONNECTORS__APP__SECRET": secret,
-        "TONGDAO_LOG__LEVEL": "WARNING",
-        "TONGDAO_DATABASE__POOL_SIZE": "20",
-    }
-    subprocess.run([TONGDAO, "migrate"], env=env, check=True, capture_output=True, cwd=workdir)
-    children = [subprocess.Popen([TONGDAO, "serve", "--port", str(port)], env=env, cwd=workdir)]
-    if db == "postgres":
-        children.append(subprocess.Popen([TONGDAO, "worker"], env=env, cwd=workdir))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(base)
-        if shutil.which("wrk"):
-            _wrk(base, secret, args, workdir, db)
-            print(f"[{db}] serve peak RSS={_peak_rss_mb(children[0].pid):.0f} MB")
-            return
-        per_process = int(args.seconds * 20000)
-        ceiling = loadgen.run(
-            base,
-            _health,
-            seconds=args.seconds,
-            processes=args.processes,
-            connections=args.connections,
-            per_process=per_process,
-        )
-        result = loadgen.run(
-            base,
-            _pushes(secret),
-            seconds=args.seconds,
-            processes=args.processes,
-            connections=args.connections,
-            per_process=per_process,
-        )
-        rss = _peak_rss_mb(children[0].pid)
-        print(f"[{db}] generator ceiling, " + ceiling.row("GET /healthz"))
-        print(
-            f"[{db}] "
-            + result.row("signed app pushes acknowledged")
-            + f" serve peak RSS={rss:.0f} MB"
-        )
-    finally:
-        for child in children:
-            child.terminate()
-        for child in children:
-            child.wait(timeout=20)
+SCENARIOS = ["ack", "wechat", "delivered", "webhooks", "scheduler", "import", "console"]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--processes", type=int, default=2, help="load generator processes")
-    parser.add_argument("--connections", type=int, default=32, help="per generator process")
-    parser.add_argument(
-        "--scenario", choices=["ack", "scheduler", "all"], default="all", help="what to measure"
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--tickets", type=int, default=1_000_000, help="scheduler: open tickets")
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=[*SCENARIOS, "all"],
+        help="what to measure (repeatable; default all)",
+    )
+    parser.add_argument("--seconds", type=float, default=10, help="length of each run")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--connections", type=int, default=64, help="wrk/generator connections")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes on PostgreSQL")
+    parser.add_argument("--profile", action="store_true", help="py-spy the serve process")
+    parser.add_argument(
+        "--serve-arg",
+        dest="serve_args",
+        action="append",
+        default=[],
+        help="passed on to `tongdao serve`",
+    )
+    parser.add_argument(
+        "--hub-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra TONGDAO_* setting for the hub (repeatable)",
+    )
+    parser.add_argument("--rate", type=float, default=1000, help="delivered: pushes per second")
+    parser.add_argument(
+        "--drain", type=float, default=60, help="delivered/webhooks: seconds to wait for the rest"
+    )
+    parser.add_argument("--deliveries", type=int, default=20000, help="webhooks: rows preloaded")
+    parser.add_argument(
+        "--tickets", type=int, default=1_000_000, help="scheduler: open tickets; import: tickets"
+    )
+    parser.add_argument("--batch", type=int, default=10_000, help="import: tickets per batch")
+    parser.add_argument(
+        "--queue-tickets", type=int, default=100_000, help="console: open tickets in the queue"
+    )
     parser.add_argument("--due", type=int, default=100, help="scheduler: tickets due per tick")
     args = parser.parse_args()
-    machine = f"{platform.platform()}, {os.cpu_count()} cores"
-    print(f"machine: {machine}, Python {platform.python_version()}")
+    args.hub_env = dict(item.split("=", 1) for item in args.hub_env)
+    chosen = args.scenario or ["all"]
+    scenarios = SCENARIOS if "all" in chosen else [s for s in SCENARIOS if s in chosen]
+    if shutil.which("wrk") is None and {"ack", "wechat"} & set(scenarios):
+        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
+    cpus = os.cpu_count()
+    print(f"machine: {platform.platform()}, {cpus} cores, Python {platform.python_version()}")
     print(
-        f"load generator: wrk when installed (else bench/loadgen.py), {args.processes} "
-        f"threads/processes x {args.connections} connections, requests signed in advance"
+        f"{load()}; wrk {args.threads} threads x {args.connections} connections for ack and "
+        "wechat (requests prepared in advance); our open-loop aiohttp generator for delivered"
     )
-    for db in ["sqlite", "postgres"] if args.db == "both" else [args.db]:
-        with tempfile.TemporaryDirectory() as tmp:
-            if args.scenario in ("ack", "all"):
-                scenario_app_ack(db, args, Path(tmp))
-            if args.scenario in ("scheduler", "all"):
-                scenario_scheduler(_database_url(db, Path(tmp)), db, args.tickets, args.due)
+    with tempfile.TemporaryDirectory() as shared:
+        for db in ["sqlite", "postgres"] if args.db == "both" else [args.db]:
+            for scenario in scenarios:
+                _run(scenario, db, args, Path(shared))
+
+
+def _run(scenario: str, db: str, args: argparse.Namespace, shared: Path) -> None:
+    """One scenario on a fresh database; ``shared`` keeps what both databases use (the
+    import's generated file)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        if scenario == "ack":
+            scenario_app_ack(db, args, workdir)
+        elif scenario == "wechat":
+            scenario_wechat_ack(db, args, workdir)
+        elif scenario == "delivered":
+            scenario_delivered(db, args, workdir)
+        elif scenario == "webhooks":
+            scenario_webhooks(db, args, workdir)
+        elif scenario == "scheduler":
+            scenario_scheduler(database_url(db, workdir), db, args.tickets, args.due)
+        elif scenario == "import":
+            scenario_import(database_url(db, workdir), db, shared, args.tickets, args.batch)
+        else:
+            scenario_console_queue(database_url(db, workdir), db, args.queue_tickets)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from ticket_core import ManualClock
 _FAR = "2030-01-01 00:00:00"
 
 
-def _series(dialect: str, count: int) -> str:
+def series(dialect: str, count: int) -> str:
     if dialect == "postgresql":
         return f"SELECT generate_series(1, {count}) AS n"
     return (
@@ -59,7 +59,7 @@ async def _fill(hub: Hub, tickets: int, now: datetime) -> None:
                 f"SELECT n, {number}, 'complaint', 'normal', 'in_progress', 'app', 1, '', "
                 "false, false, false, 'cn-service-24-48-72', "
                 f"{far}, '[]', '{{}}', 'zh-CN', '[]', {created}, {created}, '' "
-                f"FROM ({_series(dialect, tickets)}) AS s"
+                f"FROM ({series(dialect, tickets)}) AS s"
             )
         )
         await conn.execute(
@@ -68,7 +68,7 @@ async def _fill(hub: Hub, tickets: int, now: datetime) -> None:
                 "target_seconds, state, warnings_sent, next_check_at) "
                 "SELECT n, 'resolution', 'cn-service-24-48-72', 'calendar', "
                 f"{created}, {far}, 259200, 'running', '[\"80%\", \"1h\"]', {far} "
-                f"FROM ({_series(dialect, tickets)}) AS s"
+                f"FROM ({series(dialect, tickets)}) AS s"
             )
         )
         if dialect == "postgresql":

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from hub import logs
 from hub.api import (
     health_router,
     inspection_router,
@@ -22,10 +23,15 @@ from hub.api.customers import router as customers_router
 from hub.api.guard import ApiGuard
 from hub.api.progress import PUBLIC_PATHS
 from hub.api.progress import router as progress_router
+from hub.console import install as install_console
 from hub.progress_lookup import ProgressLookup
 from hub.runtime import Hub
 from hub.settings import Settings
 from ticket_core import Clock
+
+CONSOLE_BODY_LIMIT = 256 * 1024
+"""A console form carries at most a 20,000-character reply (a Chinese one is about 180 KB
+form-encoded); nothing larger is read."""
 
 DESCRIPTION = """
 Tongdao takes customers' messages in from every channel, keeps one ticket per case,
@@ -42,9 +48,11 @@ def create_app(
     clock: Clock | None = None,
     hub: Hub | None = None,
     run_workers: bool | None = None,
+    warm_up: bool = False,
 ) -> FastAPI:
     """Build the app. ``hub`` may be given already built (tests); ``run_workers`` defaults to
-    ``settings.workers_in_process`` (on SQLite, ``serve`` runs the workers itself)."""
+    ``settings.workers_in_process`` (on SQLite, ``serve`` runs the workers itself); ``warm_up``
+    (``tongdao serve``) loads the classifier before the app takes requests."""
     settings = settings or (hub.settings if hub else Settings())
     hub = hub or Hub(settings, clock=clock)
     workers = settings.workers_in_process if run_workers is None else run_workers
@@ -52,6 +60,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await hub.open()
+        if warm_up and workers:
+            hub.warm_up()
         stop = asyncio.Event()
         task = asyncio.create_task(hub.run_workers(stop)) if workers else None
         try:
@@ -70,7 +80,11 @@ def create_app(
     )
     app.state.hub = hub
     lookup = settings.progress_lookup.enabled
-    app.add_middleware(ApiGuard, public=PUBLIC_PATHS if lookup else None)
+    app.add_middleware(
+        ApiGuard,
+        public=PUBLIC_PATHS if lookup else None,
+        open_prefixes={"/console/": CONSOLE_BODY_LIMIT},
+    )
     app.include_router(health_router)
     app.include_router(tickets_router)
     app.include_router(operations_router)
@@ -95,8 +109,19 @@ def create_app(
             query = f"?{request.url.query}" if request.url.query else ""
             return RedirectResponse(f"/channels/web/{query}", status_code=307)
 
+    if settings.console.enabled:
+        install_console(app)
+
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one of several ``tongdao serve --processes N`` processes, each configured
+    as the parent was (environment and configuration file)."""
+    settings = Settings()
+    logs.configure(settings.log.level, settings.log.json_format)
+    return create_app(settings, warm_up=True)

@@ -1,11 +1,13 @@
-"""The ``tongdao`` command: serve, worker, migrate, keys, outbox, envelopes, connectors, demo."""
+"""The ``tongdao`` command: serve, worker, migrate, keys, staff, outbox, envelopes, connectors,
+demo, import, audit, report."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +16,10 @@ from sqlmodel import col, select
 
 from hub import logs
 from hub.settings import Settings
+from hub.staff_commands import staff_app
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, ProgressColumn, TaskID
 
 app = typer.Typer(
     help="Tongdao, the omnichannel hub for bank customer service.",
@@ -30,6 +36,7 @@ app.add_typer(outbox_app, name="outbox")
 app.add_typer(envelopes_app, name="envelopes")
 app.add_typer(connectors_app, name="connectors")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(staff_app, name="staff")
 
 console = Console()
 
@@ -48,6 +55,10 @@ def _settings() -> Settings:
 def serve(
     host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="port to listen on")] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="HTTP processes sharing the port (PostgreSQL only)"),
+    ] = None,
 ) -> None:
     """Run the HTTP service (and, on SQLite, the workers in the same process)."""
     import uvicorn
@@ -55,13 +66,27 @@ def serve(
     from hub.app import create_app
 
     settings = _settings()
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.server.host,
-        port=port if port is not None else settings.server.port,
-        log_level=settings.log.level.lower(),
-        access_log=False,
-    )
+    count = processes or settings.server.processes
+    if count > 1 and settings.database.is_sqlite:
+        console.print(
+            _error(
+                f"{count} serve processes need PostgreSQL: SQLite has one writer, and each "
+                "process would run its own workers; run one process, or move to PostgreSQL"
+            )
+        )
+        raise typer.Exit(2)
+    options = {
+        "host": host or settings.server.host,
+        "port": port if port is not None else settings.server.port,
+        "log_level": settings.log.level.lower(),
+        "access_log": False,
+    }
+    if count == 1:
+        uvicorn.run(create_app(settings, warm_up=True), **options)
+        return
+    # Each process builds its own app from the same environment and configuration file;
+    # uvicorn binds the port once and restarts a process that dies.
+    uvicorn.run("hub.app:app_from_environment", factory=True, workers=count, **options)
 
 
 @app.command()
@@ -73,6 +98,7 @@ def worker() -> None:
 
     async def main() -> None:
         hub = await Hub(settings).open(migrate=False)
+        hub.warm_up()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -715,10 +741,48 @@ PROGRESS_FROM_ROWS = 1000
 """Files with at least this many rows show a progress bar (unless --no-progress)."""
 
 
+class _ImportProgress:
+    """An import's progress bar, started on the first report only if ``wanted(total)``;
+    ``count`` is the column that shows how far (rows, or bytes of the file)."""
+
+    def __init__(self, name: str, count: ProgressColumn, wanted: Callable[[int], bool]) -> None:
+        self._name = name
+        self._count = count
+        self._wanted = wanted
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None:
+            if not self._wanted(total):
+                return
+            from rich.progress import BarColumn, Progress, TimeRemainingColumn
+
+            self._bar = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                self._count,
+                TimeRemainingColumn(),
+                console=console,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(f"importing {self._name}", total=total)
+        assert self._task is not None
+        self._bar.update(self._task, completed=done)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
 @app.command("import")
 def import_file(
     connector: Annotated[
-        str, typer.Argument(help="the connector that reads it, e.g. hotline12378")
+        str,
+        typer.Argument(
+            help="the connector that reads it, e.g. hotline12378; or `tickets` for historical "
+            "tickets from another system"
+        ),
     ],
     file: Annotated[Path, typer.Argument(help="CSV (UTF-8 or GB18030), XLSX or JSON Lines")],
     mapping: Annotated[
@@ -738,12 +802,56 @@ def import_file(
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="default: on large files")
     ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(help="tickets: the system they come from (part of the dedup key)"),
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(help="tickets: zone of times without an offset (default: reports.timezone)"),
+    ] = None,
+    encoding: Annotated[
+        str | None, typer.Option(help="tickets: the file's encoding (default: detected)")
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(help="tickets: tickets per transaction (and per checkpoint)")
+    ] = 10_000,
+    restart: Annotated[
+        bool,
+        typer.Option(help="tickets: read the file from the top again, ignoring its checkpoint"),
+    ] = False,
+    actor: Annotated[
+        str | None, typer.Option(help="tickets: who imports, for the audit trail")
+    ] = None,
 ) -> None:
     """Load a file of records: good rows are stored (a record already there counts as a
     duplicate and changes nothing), bad rows go to the reject file with the reason. Exit 0
-    when every row loaded, 1 when some were rejected, 2 when the file could not be loaded."""
+    when every row loaded, 1 when some were rejected, 2 when the file could not be loaded.
+
+    `tongdao import tickets FILE --source NAME` loads historical tickets with their
+    messages (CSV or JSON Lines, see docs/import.md); interrupted, the same command goes on
+    where the last committed batch ended."""
+    from hub.ticket_import import TICKETS
+
+    if connector == TICKETS:
+        if mapping is not None or assignments:
+            console.print("[red]import refused:[/red] --mapping and --set are for connectors")
+            raise typer.Exit(2)
+        _import_tickets(
+            file,
+            source=source,
+            rejects=rejects,
+            file_format=file_format,
+            progress=progress,
+            timezone=timezone,
+            encoding=encoding,
+            batch_size=batch_size,
+            restart=restart,
+            actor=actor or _cli_actor(),
+        )
+        return
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.progress import MofNCompleteColumn
 
     from hub.importing import (
         ImportFailed,
@@ -754,25 +862,11 @@ def import_file(
     )
 
     settings = _settings()
-    bar: Progress | None = None
-    task = None
-
-    def report_progress(done: int, total: int) -> None:
-        nonlocal bar, task
-        if bar is None:
-            if not (progress or (progress is None and total >= PROGRESS_FROM_ROWS)):
-                return
-            bar = Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=console,
-            )
-            bar.start()
-            task = bar.add_task(f"importing {file.name}", total=total)
-        assert task is not None
-        bar.update(task, completed=done)
+    report_progress = _ImportProgress(
+        file.name,
+        MofNCompleteColumn(),
+        wanted=lambda total: progress or (progress is None and total >= PROGRESS_FROM_ROWS),
+    )
 
     try:
         chosen = mapping_from(
@@ -793,8 +887,7 @@ def import_file(
         console.print(f"[red]import refused:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     finally:
-        if bar is not None:
-            bar.stop()
+        report_progress.stop()
     encoding = f", {report.encoding}" if report.encoding else ""
     console.print(
         escape(f"{file.name} ({report.format}{encoding}): {report.rows} row(s)"), highlight=False
@@ -807,6 +900,84 @@ def import_file(
         raise typer.Exit(1)
     if report.loaded:
         console.print("a running `tongdao serve` or `tongdao worker` turns them into tickets")
+
+
+def _import_tickets(
+    file: Path,
+    *,
+    source: str | None,
+    rejects: Path | None,
+    file_format: str | None,
+    progress: bool | None,
+    timezone: str | None,
+    encoding: str | None,
+    batch_size: int,
+    restart: bool,
+    actor: str,
+) -> None:
+    from rich.markup import escape
+    from rich.progress import DownloadColumn
+
+    from hub.registry import ConnectorError
+    from hub.runtime import NotMigrated
+    from hub.ticket_import import ImportFailed, run_ticket_import
+
+    if not source:
+        console.print(
+            "[red]import refused:[/red] give --source, the system the tickets come from "
+            "(e.g. --source legacy-crm): with each ticket's id there it keeps reruns harmless"
+        )
+        raise typer.Exit(2)
+    settings = _settings()
+    report_progress = _ImportProgress(
+        file.name, DownloadColumn(), wanted=lambda _: progress is not False
+    )
+
+    try:
+        report = asyncio.run(
+            run_ticket_import(
+                settings,
+                file,
+                source=source,
+                actor=actor,
+                file_format=file_format,
+                encoding=encoding,
+                zone=timezone,
+                rejects_path=rejects,
+                batch_size=batch_size,
+                restart=restart,
+                progress=report_progress,
+            )
+        )
+    except (ImportFailed, NotMigrated, ConnectorError) as exc:
+        console.print(f"[red]import refused:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    finally:
+        report_progress.stop()
+    if report.already_finished is not None:
+        console.print(
+            escape(
+                f"{file.name} was imported from {source} already "
+                f"({report.already_finished:%Y-%m-%d %H:%M} UTC): {report.summary()}; "
+                "--restart reads it again (what is stored counts as duplicate)"
+            ),
+            highlight=False,
+        )
+    else:
+        resumed = f", resumed at line {report.resumed_at_line}" if report.resumed_at_line else ""
+        console.print(
+            escape(f"{file.name} ({report.format}, {report.encoding}{resumed})"), highlight=False
+        )
+        if report.ignored_columns:
+            console.print(escape("ignored columns: " + ", ".join(report.ignored_columns)))
+        console.print(escape(report.summary()), highlight=False)
+        if report.seconds:
+            console.print(
+                f"{report.customers_created} new customers; {report.seconds:.1f} s", highlight=False
+            )
+    if report.rejected:
+        console.print(escape(f"rejected tickets and their reasons: {report.rejects_path}"))
+        raise typer.Exit(1)
 
 
 classify_app = typer.Typer(help="Message classification: evaluate it.", no_args_is_help=True)

@@ -19,9 +19,11 @@ from typing import Any
 import httpx
 import uvicorn
 from rich.console import Console
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub import logs
 from hub.auth import Role, create_key
+from hub.console.accounts import AccountError, create_account, set_password
 from hub.sdk import generate_secret, signed_headers
 from hub.settings import Settings
 from hub.testing import SignedWebhookReceiver
@@ -176,6 +178,7 @@ async def run_demo(port: int, messages: int, console: Console) -> None:
         hub = app.state.hub
         async with hub.sessions() as session, session.begin():
             key = await create_key(session, "demo", Role.admin, SystemClock().now())
+            staff = await _console_accounts(session)
         console.rule("Tongdao demo")
         console.print(f"Hub at [bold]{base}[/bold]  (API docs: {base}/docs)")
         receipts = []
@@ -249,6 +252,9 @@ async def run_demo(port: int, messages: int, console: Console) -> None:
             text = str(sent.payload.get("text", {}).get("content", sent.payload))
             console.print(f"stand-in WeChat API got a {sent.kind} message: {text.splitlines()[0]}")
     console.rule()
+    console.print(f"Agent console: [bold]{base}/console/[/bold]  (passwords shown once)")
+    for username, password in staff.items():
+        console.print(f"  {username:<10} {password}")
     console.print(f"Admin API key (shown once): [bold]{key}[/bold]")
     console.print(f"Try: curl -H 'Authorization: Bearer {key}' {base}/api/v1/tickets")
     if sms is not None:
@@ -269,6 +275,22 @@ async def run_demo(port: int, messages: int, console: Console) -> None:
             await peer.stop()
         if sms is not None:
             await sms.stop()
+
+
+async def _console_accounts(session: AsyncSession) -> dict[str, str]:
+    """One console account per role, with fresh random passwords on every run."""
+    made: dict[str, str] = {}
+    for role in (Role.agent, Role.supervisor, Role.auditor, Role.admin):
+        username = f"demo-{role.value}"
+        password = "-".join(secrets.token_hex(3) for _ in range(4))
+        try:
+            await create_account(
+                session, username, password, role, SystemClock().now(), language="zh-CN"
+            )
+        except AccountError:
+            await set_password(session, username, password)
+        made[username] = password
+    return made
 
 
 async def _context_stand_ins(connectors: dict[str, Any]) -> list[ScriptableStandIn]:

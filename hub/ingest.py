@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from hub.group_commit import GroupCommit
 from hub.metrics import ENVELOPES
 from hub.sdk import ApplyResult, InboundEnvelope, IngestResult
 from hub.store import Envelope, EnvelopeStatus, SessionFactory
@@ -30,42 +31,66 @@ def new_receipt() -> str:
 async def store_envelope(session: AsyncSession, envelope: InboundEnvelope) -> IngestResult:
     """Insert the envelope unless its ``(channel, external_id)`` is known; in the caller's
     transaction."""
-    insert = dialect_insert(session, Envelope.__table__)
+    (result,) = await store_envelopes(session, [envelope])
+    return result
+
+
+async def store_envelopes(
+    session: AsyncSession, envelopes: Sequence[InboundEnvelope]
+) -> list[IngestResult]:
+    """Insert each envelope whose ``(channel, external_id)`` is not yet known, all in one
+    statement (a group commit's batch), and read the first receipt of those that are; in
+    the caller's transaction. A key twice in the batch is stored once, the second a
+    duplicate of the first."""
+    table = Envelope.__table__
+    rows = [
+        {
+            "receipt": new_receipt(),
+            "channel": envelope.channel,
+            "external_id": envelope.external_id,
+            "content_type": envelope.content_type,
+            "body": envelope.body,
+            "headers": dict(envelope.headers),
+            "meta": dict(envelope.metadata),
+            "received_at": envelope.received_at,
+            "status": EnvelopeStatus.pending.value,
+            "attempts": 0,
+            "next_attempt_at": envelope.received_at,
+        }
+        for envelope in envelopes
+    ]
     statement = (
-        insert.values(
-            receipt=new_receipt(),
-            channel=envelope.channel,
-            external_id=envelope.external_id,
-            content_type=envelope.content_type,
-            body=envelope.body,
-            headers=dict(envelope.headers),
-            meta=dict(envelope.metadata),
-            received_at=envelope.received_at,
-            status=EnvelopeStatus.pending.value,
-            attempts=0,
-            next_attempt_at=envelope.received_at,
-        )
+        dialect_insert(session, table)
+        .values(rows)
         .on_conflict_do_nothing(index_elements=["channel", "external_id"])
-        .returning(Envelope.__table__.c.receipt)
+        .returning(table.c.channel, table.c.external_id, table.c.receipt)
     )
-    stored = (await session.exec(statement)).scalar_one_or_none()
-    if stored is not None:
-        ENVELOPES.labels(envelope.channel, "stored").inc()
-        return IngestResult(receipt=stored, created=True)
-    existing = await session.exec(
-        select(Envelope.receipt).where(
-            Envelope.channel == envelope.channel,
-            Envelope.external_id == envelope.external_id,
+    # RETURNING's row order is not promised (SQLite), so rows are matched by their key.
+    stored = {(c, e): r for c, e, r in (await session.exec(statement)).all()}
+    known: dict[tuple[str, str], str] = {}
+    missing = {(e.channel, e.external_id) for e in envelopes} - stored.keys()
+    for channel in {channel for channel, _ in missing}:
+        ids = sorted(external_id for c, external_id in missing if c == channel)
+        found = await session.exec(
+            select(Envelope.channel, Envelope.external_id, Envelope.receipt).where(
+                Envelope.channel == channel, col(Envelope.external_id).in_(ids)
+            )
         )
-    )
-    ENVELOPES.labels(envelope.channel, "duplicate").inc()
-    return IngestResult(receipt=existing.one(), created=False)
+        known.update({(c, e): r for c, e, r in found.all()})
+    results = []
+    for envelope in envelopes:
+        key = (envelope.channel, envelope.external_id)
+        if key in stored:
+            results.append(IngestResult(receipt=stored.pop(key), created=True))
+            known[key] = results[-1].receipt
+            ENVELOPES.labels(envelope.channel, "stored").inc()
+        else:
+            results.append(IngestResult(receipt=known[key], created=False))
+            ENVELOPES.labels(envelope.channel, "duplicate").inc()
+    return results
 
 
 Applier = Callable[[InboundEnvelope], Awaitable[ApplyResult]]
-
-
-_Waiting = tuple[InboundEnvelope, "asyncio.Future[IngestResult]"]
 
 
 class EnvelopeStore:
@@ -77,51 +102,20 @@ class EnvelopeStore:
         self._sessions = sessions
         self._wake = wake
         self._applier: Applier | None = None
-        self._waiting: list[_Waiting] = []
-        self._committing = False
-        self._committer: asyncio.Task[None] | None = None
+        self._store = GroupCommit(self._store_batch, self.MAX_BATCH, split_on_failure=True)
 
     def set_applier(self, applier: Applier) -> None:
         self._applier = applier
 
     async def accept(self, envelope: InboundEnvelope) -> IngestResult:
-        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
-        self._waiting.append((envelope, future))
-        if not self._committing:
-            self._committing = True
-            self._committer = asyncio.get_running_loop().create_task(self._commit_waiting())
-        result = await future
+        result = await self._store.submit(envelope)
         if result.created and self._wake is not None:
             self._wake.set()
         return result
 
-    async def _commit_waiting(self) -> None:
-        """Commit what is waiting, batch after batch, until nothing is."""
-        try:
-            while self._waiting:
-                batch = self._waiting[: self.MAX_BATCH]
-                del self._waiting[: self.MAX_BATCH]
-                await self._commit(batch)
-        finally:
-            self._committing = False
-
-    async def _commit(self, batch: list[_Waiting]) -> None:
-        try:
-            async with self._sessions() as session, session.begin():
-                results = [await store_envelope(session, envelope) for envelope, _ in batch]
-        except Exception as exc:
-            if len(batch) == 1:
-                _, future = batch[0]
-                if not future.done():
-                    future.set_exception(exc)
-                return
-            # One bad envelope must not fail its neighbours: store them one by one.
-            for item in batch:
-                await self._commit([item])
-            return
-        for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result(result)
+    async def _store_batch(self, envelopes: list[InboundEnvelope]) -> list[IngestResult]:
+        async with self._sessions() as session, session.begin():
+            return await store_envelopes(session, envelopes)
 
     async def apply(self, envelope: InboundEnvelope) -> ApplyResult:
         if self._applier is None:

@@ -14,6 +14,7 @@ may be claimed now, delivers, and keeps its own retry policy and bookkeeping: ch
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import or_
+from sqlalchemy import or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -37,6 +38,10 @@ from hub.store import OutboxRow, OutboxStatus, SessionFactory
 from ticket_core import Clock, DeliveryState, Message, Ticket, mark_delivery
 
 log = structlog.get_logger(__name__)
+
+_RENEWAL_POLL = 0.2
+"""Seconds between looks at the clock while claims are in flight; a renewal is due every
+third of the lease."""
 
 
 def channel_target(channel: str) -> str:
@@ -201,11 +206,53 @@ class Dispatcher:
             claims = await self._claim(min(limit - attempted, self._settings.concurrency))
             if not claims:
                 break
-            await asyncio.gather(*(self._attempt(claim) for claim in claims))
+            await self._send_under_lease(claims)
             attempted += len(claims)
             if len(claims) < self._settings.concurrency:
                 break
         return attempted
+
+    async def _send_under_lease(self, claims: list[Claim]) -> None:
+        """Send a claimed batch while renewing its lease, so a slow peer or a busy database
+        cannot let a live claim run out and another dispatcher send the row again; only a
+        dispatcher that died (or stalled a whole lease) leaves its rows to the others."""
+        in_flight = {claim.row_id for claim in claims}
+        done = asyncio.Event()
+
+        async def attempt(claim: Claim) -> None:
+            try:
+                await self._attempt(claim)
+            finally:
+                in_flight.discard(claim.row_id)
+
+        keeper = asyncio.create_task(self._keep_lease(claims[0].token, in_flight, done))
+        try:
+            await asyncio.gather(*(attempt(claim) for claim in claims))
+        finally:
+            # Stopped by an event rather than cancelled: a renewal mid-transaction finishes.
+            done.set()
+            await keeper
+
+    async def _keep_lease(self, token: str, in_flight: set[int], done: asyncio.Event) -> None:
+        lease = self._settings.lease_seconds
+        renewed = self._clock.now()
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), timeout=min(_RENEWAL_POLL, lease / 3))
+            now = self._clock.now()
+            if done.is_set() or not in_flight or (now - renewed).total_seconds() < lease / 3:
+                continue
+            try:
+                async with self._sessions() as session, session.begin():
+                    await session.exec(
+                        update(OutboxRow)
+                        .where(col(OutboxRow.id).in_(sorted(in_flight)))
+                        .where(col(OutboxRow.claim_token) == token)
+                        .values(locked_until=now + timedelta(seconds=lease))
+                    )
+                renewed = now
+            except Exception:  # the next round tries again; the lease still has two thirds
+                log.exception("outbox.lease_renewal_failed", rows=len(in_flight))
 
     async def _attempt(self, claim: Claim) -> None:
         if self._clock.now() >= claim.lease_until:
@@ -321,6 +368,7 @@ class Dispatcher:
         report(
             "outbox.attempt",
             row=claim.row_id,
+            key=claim.idempotency_key,  # what the peer saw, to match with its logs
             target=claim.target,
             attempt=claim.attempts,
             result=result.status.value,

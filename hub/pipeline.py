@@ -5,10 +5,13 @@ and marked in the same transaction: ``processed`` together with its ticket messa
 never applied twice, or ``failed`` with its error, to be retried later while the others go on.
 One envelope per transaction keeps a worker from holding the locks of one new customer while
 it waits for another's, which deadlocks two PostgreSQL workers whose batches share customers.
+SQLite has one writer at a time and no such deadlock, so there the envelopes of a round share
+a transaction (still a savepoint each) for up to ``SHARED_SECONDS``.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
@@ -18,6 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from hub import notices, progress_codes
 from hub.backoff import Backoff
@@ -55,6 +59,9 @@ from ticket_core import (
 )
 
 log = structlog.get_logger(__name__)
+
+SHARED_SECONDS = 0.1
+"""On SQLite, how long envelopes keep adding to one transaction before it commits."""
 
 
 class ConnectorMissing(Exception):
@@ -102,6 +109,7 @@ class Pipeline:
         )
         self._router = Router.parse(settings.routing.rules)
         self._registry = registry
+        self._shared_transactions = settings.database.is_sqlite
         self._clock = clock
         self._identity_key = identity_key
         self._max_attempts = settings.worker.envelope_max_attempts
@@ -109,6 +117,11 @@ class Pipeline:
         self._backoff = Backoff(
             settings.worker.envelope_backoff_initial, settings.worker.envelope_backoff_max
         )
+
+    def warm_up(self) -> None:
+        """Do the classifier's one-time loading now (``serve`` and ``worker`` call this before
+        they report ready)."""
+        self._understanding.warm_up()
 
     async def process_once(self, limit: int = 50) -> int:
         """Claim and process up to ``limit`` due envelopes; returns how many were attempted."""
@@ -128,6 +141,8 @@ class Pipeline:
             .limit(1)
             .with_for_update(skip_locked=True)
         )
+        if self._shared_transactions:
+            return await self._process_shared(query, limit, now)
         for done in range(limit):
             async with self._sessions() as session, session.begin():
                 row = (await session.exec(query)).first()
@@ -135,6 +150,30 @@ class Pipeline:
                     return done
                 await self._process_one(session, row, now)
         return limit
+
+    async def _process_shared(
+        self, query: SelectOfScalar[Envelope], limit: int, now: datetime
+    ) -> int:
+        """SQLite: envelopes share a transaction (each still in its own savepoint, marked
+        ``failed`` alone when it fails), committed every ``SHARED_SECONDS`` or at the end.
+        SQLite has one writer at a time, so no two workers can deadlock on customers here;
+        the commit (a disk flush at ``synchronous=FULL``), ``BEGIN IMMEDIATE`` and the session
+        are paid once per transaction instead of once per envelope, and the write lock is
+        never held for longer than about ``SHARED_SECONDS`` at a time, so acks still get in."""
+        done = 0
+        while done < limit:
+            asked = limit - done
+            started = time.monotonic()
+            async with self._sessions() as session, session.begin():
+                rows = (await session.exec(query.limit(asked))).all()
+                for row in rows:
+                    await self._process_one(session, row, now)
+                    done += 1
+                    if time.monotonic() - started > SHARED_SECONDS:
+                        break  # the rest are still due: the next transaction claims them
+            if len(rows) < asked and done - (limit - asked) == len(rows):
+                return done  # fewer were due than asked for, and all of them are done
+        return done
 
     async def _process_one(
         self, session: AsyncSession, row: Envelope, now: datetime

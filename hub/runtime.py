@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import ssl
 from typing import Any
 
 import httpx
@@ -72,6 +74,7 @@ class Hub:
         self.wake = asyncio.Event()
         self.http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.outbox.http_timeout),
+            verify=_trust_store(),
             headers={"user-agent": "tongdao/0.1"},
             follow_redirects=False,
         )
@@ -150,6 +153,11 @@ class Hub:
         self._opened = True
         return self
 
+    def warm_up(self) -> None:
+        """One-time loading the first message would otherwise pay (the classifier's jieba
+        dictionary): long-running processes call it once the hub is open."""
+        self.pipeline.warm_up()
+
     async def close(self) -> None:
         if self._opened:
             self._opened = False
@@ -204,3 +212,10 @@ async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) ->
     finally:
         for waiter in waiters:
             waiter.cancel()
+
+
+@functools.cache
+def _trust_store() -> ssl.SSLContext:
+    """The CA bundle, loaded once per process: loading it takes tens of milliseconds, and
+    the CLI and the test suite build many hubs in one process."""
+    return httpx.create_ssl_context()

@@ -40,6 +40,12 @@ class DatabaseSettings(BaseModel):
 class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="HTTP processes sharing the port; more than one needs PostgreSQL",
+    )
 
 
 class WorkerSettings(BaseModel):
@@ -369,6 +375,34 @@ class AssignmentSettings(BaseModel):
     )
 
 
+class ConsoleSettings(BaseModel):
+    """The agent console at ``/console``: staff accounts (``tongdao staff add``), sessions."""
+
+    enabled: bool = True
+    secure_cookie: bool = Field(
+        default=True,
+        description="send the session cookie over HTTPS only; turn off only behind no TLS at all",
+    )
+    session_hours: float = Field(
+        default=12, gt=0, description="a session ends this long after sign-in"
+    )
+    idle_minutes: float = Field(default=30, gt=0, description="or after this long unused")
+    lockout_failures: int = Field(default=5, ge=1, description="failed sign-ins that lock")
+    lockout_minutes: float = Field(default=15, gt=0, description="how long a lock lasts")
+    sign_ins_per_minute: int = Field(
+        default=30, ge=1, description="sign-in attempts one client address may make a minute"
+    )
+    refresh_seconds: int = Field(default=15, ge=2, description="the queue reloads its rows")
+    at_risk_hours: float = Field(
+        default=24, gt=0, description="a ticket due within this long shows as at risk"
+    )
+    page_size: int = Field(default=50, ge=10, le=500)
+    reveal_roles: list[str] = Field(
+        default_factory=lambda: ["supervisor", "admin"],
+        description="roles that may reveal masked personal data (each reveal is audited)",
+    )
+
+
 class LogSettings(BaseModel):
     level: str = "INFO"
     json_format: bool = Field(default=False, alias="json")
@@ -394,6 +428,7 @@ class Settings(BaseSettings):
     classify: ClassifySettings = ClassifySettings()
     routing: RoutingSettings = RoutingSettings()
     assignment: AssignmentSettings = AssignmentSettings()
+    console: ConsoleSettings = ConsoleSettings()
     log: LogSettings = LogSettings()
     connectors: dict[str, dict[str, Any]] = Field(
         default_factory=dict,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 def mask_phone(value: str) -> str:
     """Mobiles keep their prefix and last four (138****5678); shorter numbers their last two."""
-    digits = "".join(ch for ch in value if ch.isdigit())
+    digits = "".join(filter(str.isdigit, value))
     if len(digits) == 13 and digits.startswith("86"):
         digits = digits[2:]
     if len(digits) >= 11:

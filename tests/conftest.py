@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -14,10 +15,12 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy.engine import make_url
 
 from hub.app import create_app
 from hub.auth import Role, create_key
+from hub.console import accounts
 from hub.runtime import Hub
 from hub.settings import DatabaseSettings, Settings
 from hub.store import create_engine, upgrade
@@ -30,6 +33,10 @@ PG_URL = os.environ.get(
 )
 REQUIRE_PG = os.environ.get("TONGDAO_TEST_REQUIRE_POSTGRES") == "1"
 _pg_state: dict[str, Any] = {}
+_sqlite_state: dict[str, Path] = {}
+_PLAIN_HTTP = False
+"""The API is served over plain HTTP on loopback; skipping the CA bundle saves each test
+tens of milliseconds."""
 
 
 def _dsn(url: str, database: str | None = None) -> str:
@@ -74,6 +81,20 @@ async def _postgres_template() -> str:
     pytest.skip(message)
 
 
+async def _sqlite_template(factory: pytest.TempPathFactory) -> Path:
+    """Migrate one SQLite file per process; each test copies it (the engine's close
+    checkpoints the WAL into the file)."""
+    if "sqlite" not in _sqlite_state:
+        path = factory.mktemp("sqlite-template") / "tongdao.db"
+        engine = create_engine(DatabaseSettings(url=f"sqlite+aiosqlite:///{path}"))
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+        _sqlite_state["sqlite"] = path
+    return _sqlite_state["sqlite"]
+
+
 async def _pg_admin(sql: str) -> None:
     conn = await asyncpg.connect(_dsn(PG_URL), timeout=5)
     try:
@@ -83,16 +104,13 @@ async def _pg_admin(sql: str) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
     """A fresh, migrated database on each backend."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path}/tongdao.db"
-        engine = create_engine(DatabaseSettings(url=url))
-        try:
-            await upgrade(engine)
-        finally:
-            await engine.dispose()
-        yield url
+        shutil.copyfile(await _sqlite_template(tmp_path_factory), tmp_path / "tongdao.db")
+        yield f"sqlite+aiosqlite:///{tmp_path}/tongdao.db"
         return
     template = await _postgres_template()
     name = f"tongdao_t_{uuid.uuid4().hex[:12]}"
@@ -106,6 +124,13 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 @pytest.fixture
 async def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path}/tongdao.db"
+
+
+@pytest.fixture(autouse=True)
+def _quick_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2 at its production cost takes most of a second per hash on this machine; no
+    test proves anything about the cost, so console accounts hash cheaply in tests."""
+    monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024))
 
 
 @pytest.fixture
@@ -144,7 +169,7 @@ async def api(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
     """The whole app over real HTTP on loopback; workers are driven by the test (``drain``)."""
     async with (
         serving(create_app(hub=hub, run_workers=False)) as base_url,
-        httpx.AsyncClient(base_url=base_url, timeout=10) as client,
+        httpx.AsyncClient(base_url=base_url, timeout=10, verify=_PLAIN_HTTP) as client,
     ):
         yield client
 
@@ -167,6 +192,13 @@ async def drain(hub: Hub, rounds: int = 50) -> None:
     raise AssertionError(f"workers still busy after {rounds} rounds")
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Each process (every xdist worker too) drops the template database it made."""
+    name = _pg_state.get("template")
+    if name:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if "error" in _pg_state:
         terminalreporter.write_line(
@@ -174,6 +206,3 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         )
     elif "template" in _pg_state:
         terminalreporter.write_line(f"PostgreSQL tests ran against {make_url(PG_URL).host}")
-    for name in [_pg_state.get("template")]:
-        if name:
-            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -8,8 +8,10 @@ audit chain, so webhooks and notices follow from the audit events.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -112,11 +114,12 @@ def _new_clock(
     target: timedelta,
     now: datetime,
     cap: datetime | None = None,
+    factory: Callable[..., Any] = SlaClock,
 ) -> SlaClock:
     due = basis.add(started, target)
     if cap is not None and cap < due:
         due = cap
-    clock = SlaClock(
+    clock: SlaClock = factory(
         ticket_id=ticket.id,  # type: ignore[arg-type]
         name=name,
         policy=policy,
@@ -143,26 +146,45 @@ async def start_clocks(
     rules choose. A sender's deadline (a regulator's 办理时限) caps the resolution clock when
     earlier.
     """
+    policy, clocks = plan_clocks(ticket, book, now, preferred)
+    for clock in clocks:
+        session.add(clock)
+    return policy
+
+
+def plan_clocks(
+    ticket: Ticket,
+    book: PolicyBook,
+    now: datetime,
+    preferred: str | None = None,
+    factory: Callable[..., Any] = SlaClock,
+) -> tuple[Policy | None, list[SlaClock]]:
+    """What ``start_clocks`` starts, without a session: the policy (set on the ticket, with
+    the due times it mirrors) and the clocks, for a caller that writes them in bulk.
+
+    ``factory`` makes each clock from ``SlaClock``'s fields; a bulk writer may give a plain
+    record (building a table model costs a tenth of a millisecond)."""
     flags = [name for name, on in (("regulator_transfer", ticket.is_regulator_transfer),) if on]
     policy = book.get(preferred) if preferred else None
     if policy is None:
         policy = book.choose(ticket.kind, ticket.channel, ticket.category, flags)
     if policy is None:
-        return None
+        return None, []
     ticket.sla_policy = policy.name
     basis = book.basis_of(policy)
     started = ticket.clock_started_at or now
+    clocks = []
     for name, target in policy.targets_for(Kind(ticket.kind)).items():
         if name == NEXT_RESPONSE:
             continue  # starts when the customer writes after our first response
         cap = ticket.deadline_at if name == RESOLUTION else None
         clock = _new_clock(
-            ticket, name, policy.name, policy.basis, basis, started, target, now, cap
+            ticket, name, policy.name, policy.basis, basis, started, target, now, cap, factory
         )
         _schedule(clock, policy, basis, now)
         _sync_summary(ticket, clock)
-        session.add(clock)
-    return policy
+        clocks.append(clock)
+    return policy, clocks
 
 
 async def responded(session: AsyncSession, ticket: Ticket, book: PolicyBook, now: datetime) -> None:
@@ -461,6 +483,7 @@ __all__ = [
     "clocks_of",
     "customer_wrote",
     "extend",
+    "plan_clocks",
     "responded",
     "start_clocks",
     "status_changed",

@@ -42,6 +42,11 @@ class TransitionRequest:
     reviewer's reason for sending a decision back, a system reason (``auto_close``)."""
 
 
+def needs_review(ticket: Ticket, outcome: Outcome) -> bool:
+    """An unfavourable outcome of a complaint is decided by a second person."""
+    return ticket.kind == Kind.complaint and outcome in UNFAVOURABLE
+
+
 def check_transition(ticket: Ticket, request: TransitionRequest) -> None:
     """Raise ``IllegalTransition`` naming the rule when ``request`` may not be applied."""
     current, target = Status(ticket.status), request.to
@@ -68,8 +73,9 @@ def check_transition(ticket: Ticket, request: TransitionRequest) -> None:
             raise refuse(
                 "an outcome is required (resolved, partially_resolved, rejected, withdrawn)"
             )
-        needs_review = ticket.kind == Kind.complaint and outcome in UNFAVOURABLE
-        if needs_review and not (current == Status.under_review and request.review_approved):
+        if needs_review(ticket, outcome) and not (
+            current == Status.under_review and request.review_approved
+        ):
             raise refuse(
                 f"a complaint with outcome {outcome.value} must pass under_review and be "
                 "approved before the customer is told"

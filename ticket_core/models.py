@@ -132,6 +132,10 @@ class CustomerIdentity(SQLModel, table=True):
 
 class Ticket(SQLModel, table=True):
     __tablename__ = "ticket"
+    __table_args__ = (
+        sa.Index("ix_ticket_status_due", "status", "resolution_due_at"),
+        sa.Index("uq_ticket_source", "source_system", "source_id", unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     number: str | None = Field(default=None, max_length=32, unique=True, index=True)
@@ -182,6 +186,10 @@ class Ticket(SQLModel, table=True):
     resolved_at: datetime | None = _ts(default=None)
     closed_at: datetime | None = _ts(default=None)
     audit_head: str = Field(default="", max_length=64)
+    source_system: str | None = Field(default=None, max_length=40)
+    """For a ticket imported from another system (``tongdao import tickets``): that system's
+    name, and ``source_id`` its id there; unique together, so a second import is harmless."""
+    source_id: str | None = Field(default=None, max_length=200)
 
 
 class ClockState(StrEnum):

@@ -45,6 +45,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ticket_core.models import Status, Ticket
 
 MAX_PERIODS = 1000
+# Days a report may cover: beyond these, a period's end or its instant in UTC leaves the
+# calendar Python can represent (found by the bad-input drill: from=0001-01-01 answered 500).
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9998, 12, 31)
 DECIDED = (Status.resolved.value, Status.closed.value)
 
 
@@ -147,6 +150,8 @@ def periods(first: date, last: date, grouping: Grouping, tz: ZoneInfo) -> list[P
     to the range."""
     if first > last:
         raise ReportError(f"the range is empty: from {first} is after to {last}")
+    if first < FIRST_DAY or last > LAST_DAY:
+        raise ReportError(f"reports cover days from {FIRST_DAY} to {LAST_DAY}")
     nominal = _nominal_start(first, grouping)
     count = 0
     while nominal <= last:

@@ -25,8 +25,9 @@ from hub.sdk import (
     Health,
     Identity,
     SignedHttpConfig,
+    answer_problems,
     post_signed_json,
-    validation_errors,
+    probe_health,
 )
 
 LOOKUP_PATH = "/customers/lookup"
@@ -81,7 +82,7 @@ class CrmProvider(ContextProvider[CrmConfig]):
         try:
             answer = LookupAnswer.model_validate(raw)
         except ValidationError as exc:
-            raise ContextUnavailable(f"invalid answer: {_problems(exc)}") from None
+            raise ContextUnavailable(f"invalid answer: {answer_problems(exc)}") from None
         customer = answer.customer
         if customer is None:
             return CustomerContext(source=self.name, fetched_at=now, found=False)
@@ -99,21 +100,10 @@ class CrmProvider(ContextProvider[CrmConfig]):
         )
 
     async def health(self) -> Health:
-        try:
-            response = await self.context.http.get(
-                self._url(HEALTH_PATH), timeout=self.config.timeout_seconds
-            )
-        except Exception as exc:
-            return Health(ok=False, detail=f"CRM adapter unreachable: {type(exc).__name__}")
-        return Health(
-            ok=200 <= response.status_code < 300,
-            detail=f"CRM adapter answered {response.status_code}",
+        url = self._url(HEALTH_PATH)
+        return await probe_health(
+            self.context.http, url, timeout=self.config.timeout_seconds, what="CRM adapter"
         )
 
     def _url(self, path: str) -> str:
         return str(self.config.base_url).rstrip("/") + path
-
-
-def _problems(exc: ValidationError) -> str:
-    """Which fields were wrong, never their values (they may be personal data)."""
-    return "; ".join(f"{e['field']}: {e['message']}" for e in validation_errors(exc))[:500]

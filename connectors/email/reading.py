@@ -347,10 +347,19 @@ def _payload(part: Message) -> bytes:
     if isinstance(raw, str):
         return raw.encode("ascii", "surrogateescape")
     if isinstance(raw, list) and raw and isinstance(raw[0], Message):  # message/rfc822
-        try:
-            return raw[0].as_bytes(policy=policy.SMTP)
-        except Exception:
-            return str(raw[0]).encode("utf-8", "surrogateescape")
+        inner = raw[0]
+        # Re-folding a header can fail on what the parser let through (an encoded word in a
+        # charset named with control characters: found by the bad-input drill); compat32
+        # writes the headers as they came.
+        for flatten in (
+            lambda: inner.as_bytes(policy=policy.SMTP),
+            lambda: inner.as_bytes(policy=policy.compat32),
+            lambda: str(inner).encode("utf-8", "surrogateescape"),
+        ):
+            try:
+                return flatten()
+            except Exception:
+                continue
     return b""
 
 
@@ -399,10 +408,12 @@ def _raw_param(value: str, wanted: str) -> str | None:
             extended, raw = sections[number]
             if extended and number == min(sections) and raw.count("'") >= 2:
                 charset, _, raw = raw.split("'", 2)
+            # Raw 8-bit bytes where %-escapes belong (a GBK name sent as is) come back as
+            # the bytes they were (found by the bad-input drill: they raised before).
             if extended:
-                data += unquote_to_bytes(raw)
+                data += unquote_to_bytes(raw.encode("utf-8", "surrogateescape"))
             else:
-                data += raw.encode("ascii", "surrogateescape")
+                data += raw.encode("utf-8", "surrogateescape")
         return decode(bytes(data), charset).text
     if plain is not None:
         return headers.decode_text(plain)

@@ -206,13 +206,15 @@ class PushReceiver:
         still carries the time."""
         if not opens_window(received):
             return
-        key = seen_key(account, received.openid)
         try:
-            known = await self._state.get(key)
-            stamp = received.sent_at.isoformat()
-            if known is None or known < stamp:
-                await self._state.put(
-                    key, stamp, expires_at=received.sent_at + self._config.reply_window
-                )
+            # ``advance``, not a read then a put: the state keeps the later of the stored and
+            # this push's time in one write, so a push handled late (a retry, another process)
+            # never moves the window back, and no read of the state sits on the ack path.
+            # ``sent_at`` is always UTC, so its ISO form orders as time.
+            await self._state.advance(
+                seen_key(account, received.openid),
+                received.sent_at.isoformat(),
+                expires_at=received.sent_at + self._config.reply_window,
+            )
         except Exception:
             log.exception("wechat.interaction_not_recorded", account=account)

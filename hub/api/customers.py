@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import col, func, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from hub import ticket_actions as actions
 from hub.api.dependencies import hub_of
 from hub.auth import STAFF, Principal, Role, require
 from hub.sdk import PlainText
@@ -25,14 +26,12 @@ from ticket_core.customers import (
     CustomerNotFound,
     MergeNotFound,
     MergeRefused,
-    merge_customers,
     undo_merge,
 )
 from ticket_core.models import (
     CONTEXT_PENDING,
     CustomerContextRecord,
     CustomerMerge,
-    MergeKind,
     TicketContext,
 )
 
@@ -321,24 +320,17 @@ async def read_customer(
     },
 )
 async def merge(body: MergeIn, request: Request, who: Supervisor) -> MergeOut:
-    hub = hub_of(request)
-    now = hub.clock.now()
-    async with hub.sessions() as session, session.begin():
-        try:
-            done = await merge_customers(
-                session,
-                source_id=body.from_customer,
-                target_id=body.into,
-                kind=MergeKind.agent,
-                actor=who.actor,
-                reason=body.reason,
-                evidence={"decided_by": who.actor},
-                now=now,
-            )
-        except (CustomerNotFound, MergeRefused) as exc:
-            raise _refused(exc) from None
-        await hub.reactions.run(session, now)
-        return MergeOut.of(done)
+    try:
+        done = await actions.merge(
+            hub_of(request),
+            who,
+            source_id=body.from_customer,
+            target_id=body.into,
+            reason=body.reason,
+        )
+    except actions.ActionRefused as exc:
+        raise HTTPException(exc.status, exc.detail) from None
+    return MergeOut.of(done)
 
 
 @router.post(

@@ -40,12 +40,15 @@ class ApiGuard:
         prefix: str = "/api/",
         limit: int = API_BODY_LIMIT,
         public: Mapping[str, int] | None = None,
+        open_prefixes: Mapping[str, int] | None = None,
     ) -> None:
-        """``public`` maps exact paths that need no key to their body cap in bytes."""
+        """``public`` maps exact paths that need no key to their body cap in bytes;
+        ``open_prefixes`` does the same for whole trees (the console: its own sign-in)."""
         self.app = app
         self.prefix = prefix
         self.limit = limit
         self.public = dict(public or {})
+        self.open_prefixes = dict(open_prefixes or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,6 +56,10 @@ class ApiGuard:
             return
         path = scope["path"]
         public_limit = self.public.get(path)
+        if public_limit is None:
+            public_limit = next(
+                (cap for p, cap in self.open_prefixes.items() if path.startswith(p)), None
+            )
         if public_limit is None and not path.startswith(self.prefix):
             await self.app(scope, receive, send)
             return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -9,6 +11,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from hub import ticket_actions as actions
 from hub.api.dependencies import hub_of
 from hub.api.schemas import (
     AssignmentIn,
@@ -24,31 +27,18 @@ from hub.api.schemas import (
     TransitionIn,
 )
 from hub.auth import STAFF, WRITERS, Principal, Role, require
-from hub.outbox import enqueue_message
 from hub.runtime import Hub
 from normalizer.pii import mask_pii
 from ticket_core import (
     TRANSITIONS,
-    ApprovalRequired,
     AuditEvent,
     Customer,
     CustomerIdentity,
-    ExtensionRefused,
-    IllegalTransition,
     Status,
     Ticket,
-    TicketNotFound,
     TransitionRequest,
-    add_note,
-    add_outbound,
-    assign,
     clocks_of,
-    extend,
-    get_ticket,
-    latest_reply_address,
     messages_of,
-    record_contact,
-    transition,
 )
 from ticket_core.models import TicketContext
 
@@ -57,16 +47,27 @@ router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
 Staff = Annotated[Principal, Depends(require(*STAFF))]
 TicketNumber = Annotated[str, Path(pattern=r"^[A-Z]{2,6}-\d{8}-\d{6,12}$")]
 Writer = Annotated[Principal, Depends(require(*WRITERS))]
-REVIEWERS = (Role.supervisor, Role.admin)
 UNCLEARED = (Role.auditor,)
 """Roles that read tickets without clearance for the customer's personal data."""
 
 
-async def _load(session: AsyncSession, number: str, *, for_update: bool = False) -> Ticket:
+async def _load(session: AsyncSession, number: str) -> Ticket:
+    with _refusals():
+        return await actions.load(session, number)
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
     try:
-        return await get_ticket(session, number, for_update=for_update)
-    except TicketNotFound as exc:
-        raise HTTPException(404, str(exc)) from None
+        yield
+    except actions.ActionRefused as exc:
+        raise HTTPException(exc.status, exc.detail) from None
+
+
+async def _read_view(request: Request, number: str) -> TicketOut:
+    hub = hub_of(request)
+    async with hub.reads() as session:
+        return await _view(session, hub, await _load(session, number))
 
 
 async def _view(session: AsyncSession, hub: Hub, ticket: Ticket) -> TicketOut:
@@ -168,32 +169,8 @@ async def read_audit(number: TicketNumber, request: Request, _: Staff) -> list[d
 async def reply(
     number: TicketNumber, body: ReplyIn, request: Request, who: Writer
 ) -> MessageAccepted:
-    hub = hub_of(request)
-    now = hub.clock.now()
-    async with hub.sessions() as session, session.begin():
-        ticket = await _load(session, number, for_update=True)
-        if ticket.status == Status.closed:
-            raise HTTPException(409, f"ticket {number} is closed; a reply cannot be sent")
-        if ticket.status == Status.under_review:
-            raise HTTPException(
-                409,
-                f"ticket {number} is under review; nothing goes to the customer until a "
-                "reviewer approves or sends it back (internal notes are allowed)",
-            )
-        address = await latest_reply_address(session, ticket)
-        message = await add_outbound(
-            session,
-            ticket,
-            text=body.text,
-            author=who.actor,
-            purpose="reply",
-            reply_to=address,
-            now=now,
-            book=hub.book,
-        )
-        enqueue_message(session, ticket, message, now)
-        await hub.reactions.run(session, now)
-    hub.wake.set()
+    with _refusals():
+        message = await actions.reply(hub_of(request), number, body.text, who)
     return MessageAccepted(message_id=message.id or 0, delivery_state=message.delivery_state)
 
 
@@ -206,13 +183,8 @@ async def reply(
 async def note(
     number: TicketNumber, body: NoteIn, request: Request, who: Writer
 ) -> MessageAccepted:
-    hub = hub_of(request)
-    async with hub.sessions() as session, session.begin():
-        ticket = await _load(session, number, for_update=True)
-        message = await add_note(
-            session, ticket, text=body.text, author=who.actor, now=hub.clock.now()
-        )
-        await hub.reactions.run(session, hub.clock.now())
+    with _refusals():
+        message = await actions.note(hub_of(request), number, body.text, who)
     return MessageAccepted(message_id=message.id or 0, delivery_state=None)
 
 
@@ -225,27 +197,10 @@ async def note(
 async def move(
     number: TicketNumber, body: TransitionIn, request: Request, who: Writer
 ) -> TicketOut:
-    if body.approve_review and who.role not in (Role.supervisor, Role.admin):
-        raise HTTPException(403, "only a supervisor may approve an outcome under review")
-    hub = hub_of(request)
-    async with hub.sessions() as session, session.begin():
-        ticket = await _load(session, number, for_update=True)
-        try:
-            await transition(
-                session,
-                ticket,
-                TransitionRequest(
-                    body.to, body.outcome, body.summary, body.approve_review, body.reason
-                ),
-                actor=who.actor,
-                now=hub.clock.now(),
-                book=hub.book,
-                auto_close_after=hub.auto_close_after,
-            )
-        except IllegalTransition as exc:
-            raise HTTPException(409, str(exc)) from None
-        await hub.reactions.run(session, hub.clock.now())
-        return await _view(session, hub, ticket)
+    to = TransitionRequest(body.to, body.outcome, body.summary, body.approve_review, body.reason)
+    with _refusals():
+        await actions.move(hub_of(request), number, to, who)
+    return await _read_view(request, number)
 
 
 @router.post(
@@ -256,21 +211,11 @@ async def move(
 async def reassign(
     number: TicketNumber, body: AssignmentIn, request: Request, who: Writer
 ) -> TicketOut:
-    if body.assignee is None and body.queue is None:
-        raise HTTPException(422, "give an assignee, a queue, or both")
-    hub = hub_of(request)
-    async with hub.sessions() as session, session.begin():
-        ticket = await _load(session, number, for_update=True)
-        await assign(
-            session,
-            ticket,
-            assignee=body.assignee,
-            queue=body.queue,
-            actor=who.actor,
-            now=hub.clock.now(),
+    with _refusals():
+        await actions.reassign(
+            hub_of(request), number, who, assignee=body.assignee, queue=body.queue
         )
-        await hub.reactions.run(session, hub.clock.now())
-        return await _view(session, hub, ticket)
+    return await _read_view(request, number)
 
 
 @router.post(
@@ -287,31 +232,9 @@ async def extend_clock(
 ) -> TicketOut:
     """A supervisor's request is also the approval; an agent may ask for the steps that need
     none. The customer is told of each extension (see the notices)."""
-    hub = hub_of(request)
-    approver = who.actor if who.role in REVIEWERS else None
-    now = hub.clock.now()
-    async with hub.sessions() as session, session.begin():
-        ticket = await _load(session, number, for_update=True)
-        if ticket.status in (Status.resolved, Status.closed):
-            raise HTTPException(409, f"ticket {number} is {ticket.status}; nothing to extend")
-        try:
-            await extend(
-                session,
-                ticket,
-                hub.book,
-                reason=body.reason,
-                actor=who.actor,
-                approved_by=approver,
-                now=now,
-            )
-        except ApprovalRequired as exc:
-            raise HTTPException(403, f"{exc}; ask a supervisor to grant it") from None
-        except ExtensionRefused as exc:
-            raise HTTPException(409, str(exc)) from None
-        await hub.reactions.run(session, now)
-        view = await _view(session, hub, ticket)
-    hub.wake.set()
-    return view
+    with _refusals():
+        await actions.extend_clock(hub_of(request), number, body.reason, who)
+    return await _read_view(request, number)
 
 
 @router.post(
@@ -324,39 +247,10 @@ async def extend_clock(
     },
 )
 async def review(number: TicketNumber, body: ReviewIn, request: Request, who: Writer) -> TicketOut:
-    if who.role not in REVIEWERS:
-        raise HTTPException(403, "only a supervisor (senior reviewer / internal ombudsman) reviews")
-    hub = hub_of(request)
-    now = hub.clock.now()
-    async with hub.sessions() as session, session.begin():
-        ticket = await _load(session, number, for_update=True)
-        if ticket.status != Status.under_review:
-            raise HTTPException(409, f"ticket {number} is {ticket.status}, not under_review")
-        if body.decision == "send_back":
-            move_to = TransitionRequest(Status.in_progress, reason=body.reason)
-        else:
-            if body.decision == "change" and body.outcome is None:
-                raise HTTPException(422, "a changed decision needs the new outcome")
-            outcome = body.outcome if body.decision == "change" else None
-            move_to = TransitionRequest(
-                Status.resolved, outcome, body.summary, review_approved=True, reason=body.reason
-            )
-        try:
-            await transition(
-                session,
-                ticket,
-                move_to,
-                actor=who.actor,
-                now=now,
-                book=hub.book,
-                auto_close_after=hub.auto_close_after,
-            )
-        except IllegalTransition as exc:
-            raise HTTPException(409, str(exc)) from None
-        await hub.reactions.run(session, now)
-        view = await _view(session, hub, ticket)
-    hub.wake.set()
-    return view
+    decision = actions.Review(body.decision, body.reason, body.outcome, body.summary)
+    with _refusals():
+        await actions.review(hub_of(request), number, decision, who)
+    return await _read_view(request, number)
 
 
 @router.post(
@@ -369,21 +263,6 @@ async def contact(
 ) -> TicketOut:
     """Counts as a response for the SLA clocks and is the first contact the regulator asks
     about; the summary stays internal."""
-    hub = hub_of(request)
-    now = hub.clock.now()
-    async with hub.sessions() as session, session.begin():
-        ticket = await _load(session, number, for_update=True)
-        try:
-            await record_contact(
-                session,
-                ticket,
-                via=body.via,
-                summary=body.summary,
-                actor=who.actor,
-                now=now,
-                book=hub.book,
-            )
-        except IllegalTransition as exc:
-            raise HTTPException(409, str(exc)) from None
-        await hub.reactions.run(session, now)
-        return await _view(session, hub, ticket)
+    with _refusals():
+        await actions.contact(hub_of(request), number, who, via=body.via, summary=body.summary)
+    return await _read_view(request, number)

@@ -17,7 +17,9 @@ from hub.sdk.context import (
     ContextUnavailable,
     CustomerContext,
     SignedHttpConfig,
+    answer_problems,
     post_signed_json,
+    probe_health,
 )
 from hub.sdk.delivery import (
     DeliveryResult,
@@ -84,6 +86,7 @@ __all__ = [
     "TicketCommand",
     "Unreadable",
     "WebhookSecret",
+    "answer_problems",
     "check_compatible",
     "classify_exception",
     "classify_response",
@@ -92,6 +95,7 @@ __all__ = [
     "generate_secret",
     "post_json",
     "post_signed_json",
+    "probe_health",
     "read_limited_body",
     "receipt_response",
     "sign",

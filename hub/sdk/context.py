@@ -22,11 +22,12 @@ from datetime import datetime
 from typing import Any, ClassVar, Generic
 
 import httpx
-from pydantic import AnyHttpUrl, Field
+from pydantic import AnyHttpUrl, Field, ValidationError
 
 from hub.sdk.connector import ConfigT, ConnectorConfig, ConnectorContext, Health
 from hub.sdk.delivery import _retry_after
 from hub.sdk.fields import BearerToken, WebhookSecret
+from hub.sdk.http import validation_errors
 from hub.sdk.message import Identity
 from hub.sdk.signing import signed_headers
 from hub.sdk.version import SDK_VERSION
@@ -135,6 +136,22 @@ class ContextProvider(ABC, Generic[ConfigT]):
 
     async def stop(self) -> None:
         """Called once when the hub stops."""
+
+
+async def probe_health(http: httpx.AsyncClient, url: str, *, timeout: float, what: str) -> Health:
+    """A provider's health from a GET of its adapter's health address: any 2xx is healthy."""
+    try:
+        response = await http.get(url, timeout=timeout)
+    except Exception as exc:
+        return Health(ok=False, detail=f"{what} unreachable: {type(exc).__name__}")
+    ok = 200 <= response.status_code < 300
+    return Health(ok=ok, detail=f"{what} answered {response.status_code}")
+
+
+def answer_problems(exc: ValidationError) -> str:
+    """Which fields of a peer's answer were wrong, never their values (they may be personal
+    data), for ``ContextUnavailable`` reasons and logs."""
+    return "; ".join(f"{e['field']}: {e['message']}" for e in validation_errors(exc))[:500]
 
 
 def _refuse_constant(name: str) -> Any:

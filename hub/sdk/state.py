@@ -1,4 +1,5 @@
-"""Small values a connector shares with every process of the installation (SDK 1.1).
+"""Small values a connector shares with every process of the installation (SDK 1.1; ``advance``
+SDK 1.2).
 
 Some peers hand out things that must be the same everywhere: WeChat gives each account one
 access token, and a process that fetches a new one can invalidate the token every other
@@ -13,6 +14,12 @@ messages: those go through ``ingest`` so they are acknowledged durably and dedup
 
 ``MemoryState`` is the same contract inside one process: the default when a hub lends none
 (older hubs, the conformance kit), and handy in a connector's unit tests.
+
+``advance`` (SDK 1.2) keeps a value that only moves forward, such as the last time a customer
+wrote, in one write instead of a read and a write: the comparison happens where the value is
+stored, so two processes recording at once cannot put an older value over a newer one. It is
+additive: the protocol carries a default (read, then write) for a state class written against
+1.1 that inherits from ``ConnectorState``.
 """
 
 from __future__ import annotations
@@ -48,6 +55,19 @@ class ConnectorState(Protocol):
         """Unexpired keys starting with ``prefix``, in key order, at most ``limit``."""
         ...
 
+    async def advance(self, key: str, value: str, *, expires_at: datetime | None = None) -> None:
+        """Store the value (and ``expires_at``) unless the key holds an unexpired value that
+        sorts at or after it, comparing code points (so ISO 8601 times written in one format and
+        offset order as times). SDK 1.2.
+
+        This default reads, then writes: right in one process, but two processes may both read
+        before either writes. The hub's state and ``MemoryState`` compare and write in one step.
+        """
+        check_entry(key, value)
+        known = await self.get(key)
+        if known is None or known < value:
+            await self.put(key, value, expires_at=expires_at)
+
 
 def check_entry(key: str, value: str | None = None) -> None:
     """The limits every implementation enforces, so a connector that works against
@@ -64,7 +84,7 @@ class _Entry:
     expires_at: datetime | None
 
 
-class MemoryState:
+class MemoryState(ConnectorState):
     """``ConnectorState`` in this process only; ``now`` is the clock expiry is read against."""
 
     def __init__(self, now: Callable[[], datetime] | None = None) -> None:
@@ -97,6 +117,13 @@ class MemoryState:
     async def delete(self, key: str) -> None:
         check_entry(key)
         self._entries.pop(key, None)
+
+    async def advance(self, key: str, value: str, *, expires_at: datetime | None = None) -> None:
+        # No await between the read and the write: atomic within the event loop.
+        check_entry(key, value)
+        entry = self._live(key)
+        if entry is None or entry.value < value:
+            self._entries[key] = _Entry(value, expires_at)
 
     async def keys(self, prefix: str, limit: int = 100) -> list[str]:
         found = sorted(k for k in list(self._entries) if k.startswith(prefix) and self._live(k))

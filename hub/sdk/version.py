@@ -3,7 +3,7 @@ connector whose major version differs or whose minor version is newer than the h
 
 from __future__ import annotations
 
-SDK_VERSION = "1.1"
+SDK_VERSION = "1.2"
 
 
 class IncompatibleConnector(Exception):

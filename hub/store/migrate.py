@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -20,12 +21,16 @@ def alembic_config() -> Config:
     return config
 
 
+@functools.cache
 def head_revision() -> str | None:
+    # The revisions ship with the package; reading their scripts once per process is enough.
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     def run(connection: Connection) -> None:
+        if revision == "head" and _current(connection) == head_revision():
+            return  # every start of every process comes here; Alembic's own walk costs more
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
@@ -46,12 +51,13 @@ async def autogenerate(engine: AsyncEngine, message: str) -> None:
         await connection.run_sync(run)
 
 
-async def current_revision(engine: AsyncEngine) -> str | None:
-    def read(connection: Connection) -> str | None:
-        return MigrationContext.configure(connection).get_current_revision()
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
 
+
+async def current_revision(engine: AsyncEngine) -> str | None:
     async with engine.connect() as connection:
-        return await connection.run_sync(read)
+        return await connection.run_sync(_current)
 
 
 async def is_up_to_date(engine: AsyncEngine) -> bool:

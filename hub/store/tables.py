@@ -177,3 +177,64 @@ class ContextProviderState(SQLModel, table=True):
     open_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str | None = Field(default=None, max_length=500)
     updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class StaffAccount(SQLModel, table=True):
+    """Someone who signs in to the console. Only an argon2 hash of the password is kept;
+    repeated failures lock the account for a while (``[console]`` settings)."""
+
+    __tablename__ = "staff_account"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=120, unique=True, index=True)
+    display_name: str = Field(default="", max_length=200)
+    role: str = Field(max_length=20)
+    password_hash: str = Field(max_length=200)
+    language: str = Field(default="zh-CN", max_length=10)
+    failed_logins: int = 0
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A signed-in browser. The cookie holds a random token; only its SHA-256 is stored, so a
+    copy of the database opens no session."""
+
+    __tablename__ = "console_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    account_id: int = Field(
+        sa_column_args=[sa.ForeignKey("staff_account.id", name="fk_console_session_account")],
+        index=True,
+    )
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    last_seen_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class TicketImportRun(SQLModel, table=True):
+    """How far ``tongdao import tickets`` got with one file: written in the transaction of
+    each batch, so after an interruption the same command continues after the last batch
+    that was committed, and the reject file is cut back to what that batch had written."""
+
+    __tablename__ = "ticket_import_run"
+    __table_args__ = (sa.UniqueConstraint("source", "file_key", name="uq_ticket_import_run"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=40)
+    file_key: str = Field(max_length=64)
+    file_name: str = Field(max_length=500)
+    offset: int = Field(default=0, sa_type=sa.BigInteger)
+    line: int = 0
+    tickets: int = 0
+    loaded: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    messages: int = 0
+    rejects_bytes: int = Field(default=0, sa_type=sa.BigInteger)
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

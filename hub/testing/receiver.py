@@ -8,6 +8,7 @@ rehearsed. Tests, ``make run`` and integrators trying a channel out all use it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ class SignedWebhookReceiver:
     secret: str
     path: str = "/callback"
     fail_with: int | None = None
+    hold: asyncio.Event | None = None
+    """When given, each verified POST is answered only once it is set (a slow peer)."""
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     received: list[dict[str, Any]] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
@@ -43,6 +46,8 @@ class SignedWebhookReceiver:
         self.ids.append(msg_id)
         if msg_id not in {r["_webhook_id"] for r in self.received}:
             self.received.append({**json.loads(body), "_webhook_id": msg_id})
+        if self.hold is not None:
+            await self.hold.wait()
         return web.Response(status=200, text="ok")
 
     async def _head(self, _: web.Request) -> web.Response:

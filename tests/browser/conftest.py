@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import pytest
 
 REQUIRE_CHROMIUM = os.environ.get("TONGDAO_TEST_REQUIRE_CHROMIUM") == "1"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 T = TypeVar("T")
 
 
@@ -40,6 +41,15 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     finally:
         await engine.dispose()
     return url
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go: docs/screenshots/ with TONGDAO_UPDATE_SCREENSHOTS=1, else away."""
+    if os.environ.get("TONGDAO_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        return SCREENSHOTS
+    return tmp_path
 
 
 class Loop:

@@ -6,7 +6,6 @@ to docs/screenshots/ with TONGDAO_UPDATE_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -34,7 +33,6 @@ from ticket_core import ManualClock
 
 PHONE_SCREEN = {"width": 390, "height": 844}
 DESKTOP_SCREEN = {"width": 1280, "height": 800}
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 LIMIT_BYTES = 64 * 1024
 
 
@@ -58,14 +56,6 @@ async def smtp() -> AsyncIterator[SmtpStandIn]:
 def settings(settings: Settings, sms: SmsGatewayStandIn, smtp: SmtpStandIn) -> Settings:
     web = web_config(sms, smtp, submissions_per_address=3)
     return settings.model_copy(update={"connectors": {**settings.connectors, "web": web}})
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    if os.environ.get("TONGDAO_UPDATE_SCREENSHOTS") == "1":
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        return SCREENSHOTS
-    return tmp_path
 
 
 def _snap(page: Any, directory: Path, name: str) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,27 +10,9 @@ from hub.auth import authenticate
 from hub.settings import DatabaseSettings
 from hub.store import create_engine, head_revision, session_factory
 from hub.testing import free_port
+from tests.tongdao_cli import run
 
-TONGDAO = str(Path(sys.executable).with_name("tongdao"))
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TONGDAO_")},
-        "TONGDAO_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path}/cli.db",
-        "COLUMNS": "200",
-        **env,
-    }
-    return subprocess.run(
-        [TONGDAO, *args],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_migrate_then_keys_create_prints_a_working_key_as_last_line(tmp_path: Path) -> None:

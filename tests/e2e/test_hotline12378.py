@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sqlmodel import col, func, select
 
+from hub import ingest
 from hub.auth import Role
-from hub.ingest import EnvelopeStore
 from hub.runtime import Hub
 from hub.settings import Settings
 from hub.store import Envelope, OutboxRow
@@ -192,13 +192,13 @@ async def test_a_batch_of_500_transfers_is_stored_in_a_few_commits(
     api: httpx.AsyncClient, hub: Hub, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     commits: list[int] = []
-    original = EnvelopeStore._commit
+    original = ingest.store_envelopes
 
-    async def counted(self: EnvelopeStore, batch: list[Any]) -> None:
-        commits.append(len(batch))
-        await original(self, batch)
+    async def counted(session: Any, envelopes: list[Any]) -> Any:
+        commits.append(len(envelopes))  # one call per group commit's transaction
+        return await original(session, envelopes)
 
-    monkeypatch.setattr(EnvelopeStore, "_commit", counted)
+    monkeypatch.setattr(ingest, "store_envelopes", counted)
     transfers = [transfer(clock.now()) for _ in range(500)]
     response = await push(api, {"transfers": transfers}, clock.now())
     assert response.status_code == 202

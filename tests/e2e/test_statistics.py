@@ -469,6 +469,7 @@ async def test_cli_writes_json_and_csv_files_with_labels_from_the_config_file(
         (("--from", "2026-10-01", "--to", "2026-09-01"), "the range is empty"),
     ],
 )
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no backend's concern
 async def test_cli_refuses_bad_arguments_naming_them(
     database_url: str, tmp_path: Path, args: tuple[str, ...], message: str
 ) -> None:

@@ -277,7 +277,7 @@ async def test_untouched_database_verifies_with_exit_code_0(
 
 @pytest.mark.parametrize("tamper", TAMPERINGS, ids=lambda t: t.__name__)
 async def test_tampered_row_is_caught_naming_ticket_and_event(
-    hub: Hub, case: Case, database_url: str, tamper: Tampering
+    hub: Hub, case: Case, tamper: Tampering
 ) -> None:
     expected = await tamper(hub, case)
     result = await verify_store(hub.reads)
@@ -286,6 +286,17 @@ async def test_tampered_row_is_caught_naming_ticket_and_event(
     assert set(expected) <= found, [str(p) for p in result.problems]
     touched = {number for number, _, _ in expected}
     assert {p.ticket_number for p in result.problems} == touched
+
+
+async def test_cli_names_each_problems_ticket_kind_and_event_and_exits_1(
+    hub: Hub, case: Case, database_url: str
+) -> None:
+    """The matrix above proves what the verifier finds; this, that the command says it."""
+    expected = await move_to_other_ticket(hub, case) + await rewind_head(hub, case)
+    kinds = {ProblemKind.edited, ProblemKind.out_of_place, ProblemKind.head_mismatch}
+    assert {kind for _, kind, _ in expected} == kinds
+    result = await verify_store(hub.reads)
+    assert set(expected) <= {(p.ticket_number, p.kind, p.event_id) for p in result.problems}
     cli = await tongdao(database_url, "audit", "verify")
     assert cli.returncode == 1, cli.stdout + cli.stderr
     assert f"{result.problem_count} problems:" in cli.stdout

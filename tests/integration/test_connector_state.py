@@ -3,6 +3,7 @@ clock, leases that one process wins, and keys that never cross connectors."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -91,3 +92,64 @@ async def test_oversized_keys_and_values_are_refused(states: States) -> None:
         await one.put("k" * 201, "v")
     with pytest.raises(ValueError, match="value"):
         await one.put("k", "v" * (64 * 1024 + 1))
+
+
+async def test_gets_arriving_together_each_get_their_own_value(
+    states: States, clock: ManualClock
+) -> None:
+    # Concurrent gets share one query; each must still get its own key's value, expired
+    # values must read as absent and a key asked twice must be answered twice.
+    one, two, email = states
+    for n in range(300):
+        await one.put(f"k:{n:03d}", f"v{n}")
+    await one.put("short", "s", expires_at=clock.now() + timedelta(minutes=1))
+    await email.put("k:000", "theirs")
+    clock.advance(minutes=2)
+    keys = [f"k:{n:03d}" for n in range(300)] + ["short", "absent", "k:007"]
+    values = await asyncio.gather(*(two.get(key) for key in keys))
+    assert values == [f"v{n}" for n in range(300)] + [None, None, "v7"]
+
+
+async def test_a_get_sees_every_write_committed_before_it_was_called(states: States) -> None:
+    # A get that arrives while an earlier batch's query runs must wait for the next query.
+    one, _, _ = states
+    await one.put("counter", "0")
+    first = asyncio.ensure_future(one.get("counter"))
+    await asyncio.sleep(0)  # the first batch's query is under way
+    await one.put("counter", "1")
+    assert await one.get("counter") == "1"
+    assert await first in {"0", "1"}
+
+
+async def test_advance_only_moves_a_value_forward_across_processes(
+    states: States, clock: ManualClock
+) -> None:
+    one, two, _ = states
+    later = clock.now() + timedelta(hours=48)
+    await one.advance("seen:x", "2026-11-24T10:00:05+00:00", expires_at=later)
+    await two.advance("seen:x", "2026-11-24T10:00:01+00:00", expires_at=later)  # older: kept
+    assert await two.get("seen:x") == "2026-11-24T10:00:05+00:00"
+    await two.advance("seen:x", "2026-11-24T10:00:09+00:00", expires_at=later)
+    assert await one.get("seen:x") == "2026-11-24T10:00:09+00:00"
+    # Pushes handled out of order in one group commit keep the latest, whatever the order.
+    stamps = [f"2026-11-24T11:00:{second:02d}+00:00" for second in (7, 3, 59, 12, 0)]
+    await asyncio.gather(*(one.advance("seen:y", stamp, expires_at=later) for stamp in stamps))
+    assert await two.get("seen:y") == "2026-11-24T11:00:59+00:00"
+
+
+async def test_advance_replaces_an_expired_value_and_compares_by_code_point(
+    states: States, clock: ManualClock
+) -> None:
+    one, two, _ = states
+    await one.advance("seen:z", "9", expires_at=clock.now() + timedelta(minutes=1))
+    clock.advance(minutes=2)
+    await two.advance("seen:z", "1", expires_at=clock.now() + timedelta(minutes=1))
+    assert await one.get("seen:z") == "1"  # the expired "9" read as absent, so "1" is newer
+    # By code point, as Python compares: "B" (66) sorts before "a" (97), where a locale
+    # collation such as en_US.UTF-8 puts "a" first.
+    await one.advance("case", "a")
+    await one.advance("case", "B")
+    assert await two.get("case") == "a"
+    assert "B" < "a"
+    with pytest.raises(ValueError, match="value"):
+        await one.advance("k", "v" * (64 * 1024 + 1))

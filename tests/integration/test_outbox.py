@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import httpx
@@ -177,6 +178,51 @@ async def test_expired_lease_lets_another_dispatcher_take_over(
     await hub.dispatcher._record(claims[0], DeliveryResult.retry("late"), 0.0)
     (row,) = await _rows(hub)
     assert row.status == OutboxStatus.delivered
+
+
+async def test_a_slow_send_keeps_its_lease_so_no_other_dispatcher_sends_the_row_again(
+    settings: Settings, hub: Hub, clock: ManualClock, receiver: SignedWebhookReceiver
+) -> None:
+    """The lease is renewed while a POST is in flight: past the first lease a second
+    dispatcher finds nothing to claim, and the row reaches the peer once."""
+    await _open_tickets(hub, clock, 1)
+    lease = hub.settings.outbox.lease_seconds
+    receiver.hold = asyncio.Event()
+    sending = asyncio.create_task(hub.dispatcher.dispatch_once())
+    other = await Hub(settings, clock=clock).open(migrate=False)
+    try:
+        await _until(lambda: bool(receiver.ids))
+        (row,) = await _rows(hub)
+        first_lease = row.locked_until
+        assert first_lease is not None
+        clock.advance(seconds=lease / 2)
+
+        async def renewed() -> bool:
+            (row,) = await _rows(hub)
+            return row.locked_until is not None and row.locked_until > first_lease
+
+        await _until(renewed)
+        clock.advance(seconds=lease * 0.6)  # past the first lease, within the renewed one
+        assert await other.dispatcher.dispatch_once() == 0
+        receiver.hold.set()
+        assert await sending == 1
+    finally:
+        receiver.hold.set()
+        await other.close()
+    (row,) = await _rows(hub)
+    assert (row.status, row.attempts, row.locked_until) == (OutboxStatus.delivered, 1, None)
+    assert receiver.ids == [row.idempotency_key]
+
+
+async def _until(condition: Callable[[], bool | Awaitable[bool]], within: float = 10) -> None:
+    """Waits (real time) for work the code under test does in the background."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        outcome = condition()
+        if outcome if isinstance(outcome, bool) else await outcome:
+            return
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.02)
 
 
 async def test_two_dispatchers_on_separate_connections_deliver_each_row_exactly_once(

@@ -5,6 +5,7 @@ Exactly once per envelope; a failure is isolated, kept and retried.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from sqlmodel import col, select
@@ -75,6 +76,25 @@ async def test_same_external_id_is_stored_once(hub: Hub, clock: ManualClock) -> 
         assert (
             len((await session.exec(select(Message).where(Message.direction == "in"))).all()) == 1
         )
+
+
+async def test_envelopes_arriving_together_share_one_commit_and_each_key_is_stored_once(
+    hub: Hub, clock: ManualClock
+) -> None:
+    """One group commit holds a new key twice, a key stored earlier and the same id on two
+    channels: each key is stored once and every duplicate answers with the first receipt."""
+    earlier = await hub.envelopes.accept(_envelope(clock, "old", app_message()))
+    arriving = [
+        _envelope(clock, "new", app_message()),
+        _envelope(clock, "old", app_message("a retry")),
+        _envelope(clock, "new", app_message("a concurrent retry")),
+        _envelope(clock, "new", b"{}", channel="web"),
+    ]
+    results = await asyncio.gather(*(hub.envelopes.accept(e) for e in arriving))
+    assert [r.created for r in results] == [True, False, False, True]
+    assert results[1].receipt == earlier.receipt
+    assert results[2].receipt == results[0].receipt != results[3].receipt
+    assert len({e.receipt for e in await _envelopes(hub)}) == 3
 
 
 async def test_same_external_id_on_another_channel_is_a_different_message(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from hub.runtime import Hub
 from ticket_core import (
@@ -31,6 +31,7 @@ from ticket_core import (
     transition,
     verify_chain,
 )
+from ticket_core.audit import verify_store
 
 KEY = b"k" * 32
 H = timedelta(hours=1)
@@ -401,6 +402,46 @@ async def test_a_customer_writing_after_our_answer_starts_the_next_response_cloc
     assert next_response.due_at == clock.now() + 24 * H
     await _reply(hub, number)
     assert (await _clocks(hub, number))["next_response"].state == ClockState.met
+
+
+async def test_one_tick_breaches_many_tickets_in_ticket_order_with_chained_events(
+    hub: Hub, clock: ManualClock
+) -> None:
+    """The tick writes a batch's events together; each keeps its place in its ticket's
+    chain, the ids follow the order the tickets were acted on, and every head verifies."""
+    start = clock.now()
+    numbers = [await _open(hub, who=f"user{i}") for i in range(3)]
+    async with hub.sessions() as session:
+        before = (await session.exec(select(func.max(AuditEvent.id)))).one() or 0
+    clock.set(start + 73 * H)
+    assert await hub.scheduler.tick() == 6  # each ticket's two clocks breach in one tick
+    assert await hub.scheduler.tick() == 0
+
+    async with hub.sessions() as session:
+        ids = {(await get_ticket(session, number)).id: number for number in numbers}
+        written = (
+            await session.exec(
+                select(AuditEvent)
+                .where(col(AuditEvent.id) > before)
+                .where(col(AuditEvent.action).in_(["sla.breached", "ticket.escalated"]))
+                .order_by(col(AuditEvent.id))
+            )
+        ).all()
+    assert [e.id for e in written] == list(range(written[0].id or 0, (written[0].id or 0) + 9))
+    assert [(e.ticket_id, e.action, e.after.get("clock")) for e in written] == [
+        (ticket_id, action, name)
+        for ticket_id in sorted(ids)
+        for action, name in (
+            ("sla.breached", "first_response"),
+            ("ticket.escalated", "first_response"),
+            ("sla.breached", "resolution"),
+        )
+    ]
+    for number in numbers:
+        await _actions(hub, number)  # verifies the ticket's chain
+        assert (await _ticket(hub, number)).queue == "supervisors"
+    result = await verify_store(hub.reads)
+    assert result.ok, [str(p) for p in result.problems]
 
 
 async def test_the_scheduler_only_reads_what_is_due(hub: Hub, clock: ManualClock) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 from email import policy
 from email.parser import BytesParser
 
@@ -293,3 +294,33 @@ def test_base64_of_a_part_that_is_broken_still_yields_text() -> None:
     body = base64.b64encode("部分内容".encode()) + b"!!!"
     raw = samples.mail(body=body, encoding=b"base64")
     assert "部分内容" in read_mail(raw, LIMITS).text
+
+
+def test_a_forwarded_message_whose_headers_cannot_be_refolded_is_still_read() -> None:
+    """Found by the bad-input drill: an encoded word in a charset named with control
+    characters made both of the library's ways of writing the inner message raise
+    UnicodeEncodeError out of read_mail."""
+    raw = (
+        b"From:*@0.A\rContenT-type:message/rfc822\r\r!!:=?utf\x01\x01?Q?=00"
+        + b"\x00" * 52
+        + b"=C2=AA=A0\x00\x00"
+    )
+    with contextlib.suppress(UnreadableMail):  # a clear refusal is fine; nothing else is
+        read_mail(raw, LIMITS)
+
+
+def test_an_rfc2231_file_name_with_raw_8bit_bytes_is_read_not_raised() -> None:
+    """Found by the bad-input drill: ``filename*=`` holding raw GBK bytes instead of
+    %-escapes raised UnicodeEncodeError out of read_mail."""
+    name = "账单.pdf".encode("gbk")
+    raw = (
+        b"From: zhangsan@qq.com\r\nTo: support@bank.test\r\nSubject: bill\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nsee attached\r\n"
+        b"--b\r\nContent-Type: application/pdf\r\n"
+        b"Content-Disposition: attachment; filename*=gbk''" + name + b"\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(b"%PDF-1.4") + b"\r\n"
+        b"--b--\r\n"
+    )
+    mail = read_mail(raw, LIMITS)
+    assert [a.name for a in mail.attachments] == ["账单.pdf"]

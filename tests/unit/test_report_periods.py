@@ -67,6 +67,17 @@ def test_an_empty_or_oversized_range_is_refused_naming_it() -> None:
         zone("Asia/Nowhere")
 
 
+@pytest.mark.parametrize(
+    ("first", "last"), [(date(1, 1, 1), date(1, 1, 1)), (date(9999, 12, 31), date(9999, 12, 31))]
+)
+def test_days_at_the_ends_of_the_calendar_are_refused_not_overflowed(
+    first: date, last: date
+) -> None:
+    """Found by the bad-input drill: ``from=0001-01-01`` in Shanghai answered 500."""
+    with pytest.raises(ReportError, match="reports cover days from 1900-01-01 to 9998-12-31"):
+        periods(first, last, Grouping.day, SHANGHAI)
+
+
 def test_rates_leave_out_what_is_not_yet_due_and_are_empty_when_nothing_was() -> None:
     counts = Counts(
         received=4,

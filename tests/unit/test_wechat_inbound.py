@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from connectors.wechat.outbound import seen_key
 from hub.testing.standins.wechat_push import WeChatPusher
 from tests.wechat_pushes import (
     AES_KEY,
@@ -188,6 +189,26 @@ async def test_retried_event_is_keyed_by_sender_time_and_event(
         f"retail:{OPENID}:{int(at.timestamp())}:subscribe",
         f"retail:{OPENID}:{int(at.timestamp())}:CLICK",
     ]
+
+
+async def test_a_push_handled_late_never_moves_the_last_interaction_back(
+    hub_side: Wired, clock: ManualClock
+) -> None:
+    # The customer's last interaction opens WeChat's 48-hour window for replies: a push that
+    # was written earlier but arrives later (a retry, another process) must not shorten it.
+    wechat = retail_pusher()
+    earlier, later = clock.now() - timedelta(seconds=30), clock.now()
+    key = seen_key("retail", OPENID)
+    second = wechat.text(OPENID, "二", 7100000000000000012, later)
+    await wechat.push(hub_side.client, RETAIL, second, "safe", later)
+    assert await hub_side.state.get(key) == later.isoformat()
+    first = wechat.text(OPENID, "一", 7100000000000000011, earlier)
+    await wechat.push(hub_side.client, RETAIL, first, "safe", later)
+    assert await hub_side.state.get(key) == later.isoformat()
+    clock.advance(hours=47, minutes=59)
+    assert await hub_side.state.get(key) == later.isoformat()
+    clock.advance(minutes=2)  # the record lasts as long as the window it opens
+    assert await hub_side.state.get(key) is None
 
 
 # --- hostile input -------------------------------------------------------------------------

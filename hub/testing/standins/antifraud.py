@@ -17,14 +17,11 @@ demo rule (a refund demand threatening the media scores 0.92)::
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from hub.testing.standins.scriptable import MODES, ScriptableStandIn, run_until_cancelled
+from hub.testing.standins.scriptable import CommandLine, ScriptableStandIn
 
 
 @dataclass(frozen=True)
@@ -88,32 +85,16 @@ def demo_rules(stand_in: AntifraudStandIn) -> None:
     )
 
 
-async def serve(
-    port: int, secret: str, token: str | None, mode: str, delay: float, demo: bool
-) -> None:
-    stand_in = AntifraudStandIn(secret=secret, bearer_token=token, delay=delay)
-    stand_in.set_mode(mode)  # type: ignore[arg-type]
-    if demo:
-        demo_rules(stand_in)
-    await run_until_cancelled(stand_in, port, "anti-fraud")
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m hub.testing.standins.antifraud",
-        description="A stand-in for the bank's anti-fraud adapter (docs/context-providers.md).",
-    )
-    parser.add_argument("--port", type=int, default=8004)
-    parser.add_argument("--secret", required=True, help="whsec_ secret the hub signs with")
-    parser.add_argument("--token", default=None, help="bearer token to require, if any")
-    parser.add_argument("--mode", choices=MODES, default="ok")
-    parser.add_argument("--delay", type=float, default=1.0, help="seconds, in mode slow")
-    parser.add_argument("--no-demo", action="store_true", help="start without the demo rule")
-    args = parser.parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(
-            serve(args.port, args.secret, args.token, args.mode, args.delay, not args.no_demo)
-        )
+COMMAND_LINE = CommandLine(
+    module="antifraud",
+    what="anti-fraud",
+    description="A stand-in for the bank's anti-fraud adapter (docs/context-providers.md).",
+    port=8004,
+    make=AntifraudStandIn,
+    seed=demo_rules,
+    no_demo="start without the demo rule",
+)
+main = COMMAND_LINE.main
 
 
 if __name__ == "__main__":

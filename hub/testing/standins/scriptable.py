@@ -22,10 +22,12 @@ so a test can prove when the hub did not call at all.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
@@ -174,6 +176,41 @@ def _json(payload: dict[str, Any], status: int = 200) -> web.Response:
     return web.json_response(
         payload, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class CommandLine:
+    """How ``python -m hub.testing.standins.<name>`` starts one provider's stand-in."""
+
+    module: str
+    what: str
+    description: str
+    port: int
+    make: Callable[..., ScriptableStandIn]
+    seed: Callable[[Any], None]
+    no_demo: str
+
+    def main(self, argv: Sequence[str] | None = None) -> None:
+        parser = argparse.ArgumentParser(
+            prog=f"python -m hub.testing.standins.{self.module}", description=self.description
+        )
+        parser.add_argument("--port", type=int, default=self.port)
+        parser.add_argument("--secret", required=True, help="whsec_ secret the hub signs with")
+        parser.add_argument("--token", default=None, help="bearer token to require, if any")
+        parser.add_argument("--mode", choices=MODES, default="ok")
+        parser.add_argument("--delay", type=float, default=1.0, help="seconds, in mode slow")
+        parser.add_argument("--no-demo", action="store_true", help=self.no_demo)
+        args = parser.parse_args(argv)
+
+        async def serve() -> None:
+            stand_in = self.make(secret=args.secret, bearer_token=args.token, delay=args.delay)
+            stand_in.set_mode(args.mode)
+            if not args.no_demo:
+                self.seed(stand_in)
+            await run_until_cancelled(stand_in, args.port, self.what)
+
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve())
 
 
 async def run_until_cancelled(stand_in: ScriptableStandIn, port: int, what: str) -> None:

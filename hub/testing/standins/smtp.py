@@ -85,7 +85,7 @@ class SmtpStandIn:
                 auth_require_tls=self.tls,
             )
 
-        self._server = await asyncio.get_running_loop().create_server(factory, self.host, 0)
+        self._server = await asyncio.get_running_loop().create_server(factory, self.host, self.port)
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.url
 

@@ -1,5 +1,6 @@
--- wrk script: replays pre-signed app pushes, one slice of the file per thread, and prints
--- latency percentiles wrk does not show by default. Records: id \t timestamp \t signature \t body
+-- wrk script: replays requests prepared in advance (signed, and for WeChat encrypted), one
+-- slice of the file per thread, as POSTs; prints the latency percentiles wrk does not show by
+-- default. Records, one a line: path \t name: value \t ... \t body
 local threads = {}
 local counter = 0
 
@@ -9,30 +10,37 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
+local function split(line)
+  local fields = {}
+  for field in (line .. "\t"):gmatch("([^\t]*)\t") do
+    table.insert(fields, field)
+  end
+  return fields
+end
+
 function init(args)
   local path, total = args[1], tonumber(args[2])
   local records = {}
   local n = 0
   for line in io.lines(path) do
     if n % total == index then
-      local id, ts, sig, body = line:match("([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)")
-      table.insert(records, {id = id, ts = ts, sig = sig, body = body})
+      local fields = split(line)
+      local headers = {}
+      for i = 2, #fields - 1 do
+        local name, value = fields[i]:match("^([^:]+): (.*)$")
+        headers[name] = value
+      end
+      table.insert(records, wrk.format("POST", fields[1], headers, fields[#fields]))
     end
     n = n + 1
   end
   position = 0
-  pushes = records
+  prepared = records
 end
 
 function request()
   position = position + 1
-  local r = pushes[((position - 1) % #pushes) + 1]
-  return wrk.format("POST", "/channels/app/messages", {
-    ["content-type"] = "application/json",
-    ["webhook-id"] = r.id,
-    ["webhook-timestamp"] = r.ts,
-    ["webhook-signature"] = r.sig,
-  }, r.body)
+  return prepared[((position - 1) % #prepared) + 1]
 end
 
 function done(summary, latency, requests)
