@@ -8,9 +8,9 @@ webhooks. "Down" is the worst kind: the peer's port accepts connections and neve
 
 What each run proves:
 
-* no acknowledgement waits on the peer: acks go on being answered while the hub holds a
-  connection to the hung peer, and ack latency during the outage is compared with latency
-  before it (same load, same workers) and must stay of the same order;
+* no acknowledgement waits on the peer: acks are asked and answered inside one call the hub
+  holds open to the hung peer; the long form also compares ack latency during the outage
+  with latency before it (same load, same workers): it must stay of the same order;
 * deliveries wait (their outbox rows stay pending with the error, none dead-lettered) and
   arrive once the peer is back and the clock has moved past their backoff;
 * nothing is lost (every acked message is one ticket message, every row delivered) and
@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import statistics
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,13 +70,21 @@ class BlackHole:
     def __init__(self, port: int) -> None:
         self.port = port
         self.connections = 0
-        self.open = 0
+        self._held: set[int] = set()  # the numbers of the connections held now
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
 
+    @property
+    def open(self) -> int:
+        return len(self._held)
+
+    def held(self) -> frozenset[int]:
+        return frozenset(self._held)
+
     async def _hold(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
-        self.open += 1
+        number = self.connections
+        self._held.add(number)
         self._writers.add(writer)
         try:
             while await reader.read(65536):
@@ -83,7 +92,7 @@ class BlackHole:
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
-            self.open -= 1
+            self._held.discard(number)
             self._writers.discard(writer)
             writer.close()
 
@@ -101,10 +110,11 @@ class BlackHole:
 
 @dataclass
 class Acks:
-    """Each ack's latency, and how many were answered while the peer held a connection."""
+    """Each ack's latency, and how many were asked and answered inside one call the hub
+    held open to the hung peer: an ack that waited on the peer would have outlasted it."""
 
     latencies: list[float] = field(default_factory=list)
-    while_peer_hung: int = 0
+    inside_a_hung_call: int = 0
     failed: list[str] = field(default_factory=list)
 
 
@@ -122,16 +132,21 @@ class Peer:
     targets: str  # outbox targets that go to this peer (a prefix)
 
 
-async def _timed(peer: Peer, numbers: range, hole: BlackHole | None, acks: Acks) -> None:
+def _take(numbers: Iterator[int], count: int) -> list[int]:
+    return list(itertools.islice(numbers, count))
+
+
+async def _timed(peer: Peer, numbers: Iterable[int], hole: BlackHole | None, acks: Acks) -> None:
     async def one(n: int) -> None:
+        held = hole.held() if hole is not None else frozenset()
         started = time.perf_counter()
         ok = await peer.send(n)
         if not ok:
             acks.failed.append(str(n))
             return
         acks.latencies.append(time.perf_counter() - started)
-        if hole is not None and hole.open:
-            acks.while_peer_hung += 1
+        if hole is not None and held & hole.held():
+            acks.inside_a_hung_call += 1
 
     pending = iter(numbers)
 
@@ -239,9 +254,11 @@ async def peer_outage(
     *,
     messages: int = 16,
     outage_steps: int = 2,
+    judge_latency: bool = False,
 ) -> dict[str, Any]:
-    """``messages`` customer messages with the peer up, ``messages`` more while it is down
-    for ``outage_steps`` moves of the clock (each ``STEP_SECONDS``), then it comes back."""
+    """``messages`` customer messages with the peer up, at least ``messages`` more while it
+    is down for ``outage_steps`` moves of the clock (each ``STEP_SECONDS``) or more, then it
+    comes back. ``judge_latency`` also fails the drill on slowed acks (the long form)."""
     if peer_name not in PEERS:
         raise ValueError(f"peer is one of {', '.join(PEERS)}")
     started = time.monotonic()
@@ -380,18 +397,18 @@ async def peer_outage(
             await peer.stop()
             hole = BlackHole(peer.port)
             await hole.start()
+            outage_began = clock.now()
             during = Acks()
+            numbers = itertools.count(messages)
             async with _workers(hub):
-                half = messages + messages // 2
-                await _timed(peer, range(messages, half), hole, during)
-                # Acks must be seen answered while the hub is inside a call to the hung
-                # peer. A call that timed out waits for the clock, so only new messages make
-                # new calls: unless the first half already overlapped one, one more is sent
-                # until a call is seen held (on a loaded machine the pipeline may lag the
-                # acks by seconds), then the rest at once.
-                rest = list(range(half, 2 * messages))
+                await _timed(peer, _take(numbers, messages // 2), hole, during)
+                # At least one ack must be asked and answered inside one call the hub holds
+                # open to the hung peer. Messages go one at a time until one is: each while a
+                # call is held, or, with none held, after a step of the clock (a timed-out
+                # call waits for its backoff and the peer's breaker) so that one is made. On
+                # a loaded machine the pipeline may lag the acks by seconds.
                 deadline = time.monotonic() + HUNG_CALL_WITHIN
-                while not hole.open and not during.while_peer_hung:
+                while not during.inside_a_hung_call:
                     if time.monotonic() > deadline:
                         rows = Counter(
                             (r.status, r.attempts, (r.last_error or "")[:60])
@@ -399,16 +416,18 @@ async def peer_outage(
                             if r.target.startswith(peer.targets)
                         )
                         fail(
-                            f"the hub made no call to the hung peer in {HUNG_CALL_WITHIN} s "
-                            f"({hole.connections} calls before; its rows: {dict(rows)})"
+                            f"no ack was asked and answered inside a call to the hung peer in "
+                            f"{HUNG_CALL_WITHIN} s ({hole.connections} calls; its rows: "
+                            f"{dict(rows)})"
                         )
-                    if len(rest) > 1:
-                        await _timed(peer, range(rest[0], rest[0] + 1), hole, during)
-                        del rest[0]
+                    if not hole.open:
+                        clock.advance(seconds=STEP_SECONDS)
+                    await _timed(peer, _take(numbers, 1), hole, during)
                     waited = time.monotonic() + 2 * PEER_TIMEOUT
                     while not hole.open and time.monotonic() < waited:  # noqa: ASYNC110
                         await asyncio.sleep(0.01)
-                await _timed(peer, range(rest[0], rest[-1] + 1), hole, during)
+                sent = len(during.latencies) + len(during.failed)
+                await _timed(peer, _take(numbers, max(messages - sent, 0)), hole, during)
             for _ in range(outage_steps):  # the peer stays down while time passes
                 clock.advance(seconds=STEP_SECONDS)
                 await _drain(hub)
@@ -424,6 +443,7 @@ async def peer_outage(
             if dead:
                 fail(f"{len(dead)} rows dead-lettered during the outage: {dead[0].last_error}")
             calls_during_outage = hole.connections
+            outage_seconds = (clock.now() - outage_began).total_seconds()
             await hole.stop()
 
             # Back: the peer answers again; the clock moves past every backoff.
@@ -441,7 +461,7 @@ async def peer_outage(
                 fail(f"not all delivered after {steps_back} steps back: {statuses}")
 
             # Nothing lost, nothing twice.
-            acked = messages * 2 - len(before.failed) - len(during.failed)
+            acked = len(before.latencies) + len(during.latencies)
             if before.failed or during.failed:
                 fail(f"messages not acked: before {before.failed}, during {during.failed}")
             inbound = await _inbound(hub)
@@ -456,25 +476,25 @@ async def peer_outage(
             if len(set(received)) != len(mine) or len(mine) < acked:
                 fail(f"the peer got {len(set(received))} items for {len(mine)} rows, {acked} acks")
 
-            # No ack waited on the peer.
-            if during.while_peer_hung == 0:
-                fail("no ack was answered while the hub held a call to the hung peer")
+            # No ack waited on the peer: proven above by the acks answered inside a hung
+            # call; the latencies are judged in the long form only, on a quiet machine (a
+            # loaded one slows acks before and during alike, and the suite shares its cores).
             p50_before = statistics.median(before.latencies)
             p50_during = statistics.median(during.latencies)
             slowest_before = max(before.latencies)
-            if p50_during > 3 * p50_before + 0.05:
+            if judge_latency and p50_during > 3 * p50_before + 0.05:
                 fail(f"acks slowed: p50 {p50_before * 1000:.1f} ms -> {p50_during * 1000:.1f} ms")
-            if max(during.latencies) >= max(PEER_TIMEOUT, 3 * slowest_before):
+            if judge_latency and max(during.latencies) >= max(PEER_TIMEOUT, 3 * slowest_before):
                 fail(f"an ack waited like a call to the peer: {max(during.latencies):.2f} s")
             return {
                 "peer": peer_name,
                 "acked": acked,
                 "acks before": latency_summary(before.latencies),
                 "acks during": latency_summary(during.latencies),
-                "acks answered while a call to the peer hung": during.while_peer_hung,
+                "acks asked and answered inside a hung call": during.inside_a_hung_call,
                 "calls the hub made to the down peer": calls_during_outage,
                 "rows waiting at the end of the outage": len(pending),
-                "outage (clock seconds)": outage_steps * STEP_SECONDS,
+                "outage (clock seconds)": round(outage_seconds),
                 "steps back until all delivered": steps_back,
                 "delivered to the peer": len(set(received)),
                 "seconds": round(time.monotonic() - started, 1),
@@ -487,4 +507,4 @@ async def peer_outage(
 
 
 SHORT = {"messages": 12, "outage_steps": 2}
-LONG = {"messages": 100, "outage_steps": 10}
+LONG = {"messages": 100, "outage_steps": 10, "judge_latency": True}

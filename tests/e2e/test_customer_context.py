@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -214,11 +213,10 @@ async def test_a_crm_that_blocks_never_delays_an_ack_or_a_ticket(
     blocked = asyncio.create_task(hub.dispatcher.dispatch_once())
     await crm.wait_for_calls(1)  # the dispatcher is inside the CRM call, and stays there
     try:
-        for n in range(5):
-            started = time.perf_counter()
+        for n in range(5):  # an ack that waited on the CRM would wait until the release
             response = await push(api, app_message(user_id=f"u-{n}"), clock.now())
             assert response.status_code == 202
-            assert time.perf_counter() - started < 1.0
+            assert not blocked.done()
         assert await hub.pipeline.process_once() == 5
         assert not blocked.done()
         async with hub.reads() as session:

@@ -4,7 +4,6 @@ essentials over real HTTP."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -220,7 +219,7 @@ async def test_a_push_handled_late_never_moves_the_last_interaction_back(
     ids=["entity-bomb", "external-entity", "external-dtd"],
 )
 @pytest.mark.parametrize("where", ["outer", "inner"])
-async def test_entity_tricks_are_refused_400_quickly(
+async def test_entity_tricks_are_refused_400_at_the_doctype_unexpanded(
     hub_side: Wired, clock: ManualClock, body: bytes, where: str
 ) -> None:
     wechat = cards_pusher()
@@ -230,10 +229,9 @@ async def test_entity_tricks_are_refused_400_quickly(
     else:  # the same attack inside a correctly encrypted and signed push
         signed = retail_pusher().sign(body, "safe", clock.now())
         path, params, content = RETAIL, signed.params, signed.body
-    started = time.perf_counter()
     response = await hub_side.client.post(path, params=params, content=content)
     assert response.status_code == 400
-    assert time.perf_counter() - started < 1.0
+    assert "refused XML: DTDForbidden" in response.text  # stopped at the DOCTYPE, unexpanded
     assert not hub_side.ingest.envelopes
 
 
