@@ -39,6 +39,10 @@ from ticket_core import Clock, DeliveryState, Message, Ticket, mark_delivery
 
 log = structlog.get_logger(__name__)
 
+_CANDIDATES = 32
+_CANDIDATES_MAX = 2048
+"""Rows looked at per step of a claim, first and at most (see ``_claimable_rows``)."""
+
 _RENEWAL_POLL = 0.2
 """Seconds between looks at the clock while claims are in flight; a renewal is due every
 third of the lease."""
@@ -270,17 +274,6 @@ class Dispatcher:
         now = self._clock.now()
         token = uuid.uuid4().hex
         lease = now + timedelta(seconds=self._settings.lease_seconds)
-        earlier = aliased(OutboxRow)
-        # A ticket's messages to one target leave in order: a row waits while an earlier one
-        # of the same ticket and target is still pending (in flight or backing off).
-        blocked = (
-            select(earlier.id)
-            .where(earlier.ticket_id == OutboxRow.ticket_id)
-            .where(earlier.target == OutboxRow.target)
-            .where(earlier.status == OutboxStatus.pending)
-            .where(col(earlier.id) < OutboxRow.id)
-            .exists()
-        )
         async with self._sessions() as session, session.begin():
             targets = [
                 target
@@ -289,20 +282,7 @@ class Dispatcher:
             ]
             if not targets:
                 return []
-            query = (
-                select(OutboxRow)
-                .where(col(OutboxRow.target).in_(targets))
-                .where(OutboxRow.status == OutboxStatus.pending)
-                .where(OutboxRow.next_attempt_at <= now)
-                .where(
-                    or_(col(OutboxRow.locked_until).is_(None), col(OutboxRow.locked_until) < now)
-                )
-                .where(~blocked)
-                .order_by(col(OutboxRow.id))
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            rows = list((await session.exec(query)).all())
+            rows = await _claimable_rows(session, targets, now, limit)
             claims = []
             for row in rows:
                 row.locked_until = lease
@@ -374,6 +354,70 @@ class Dispatcher:
             result=result.status.value,
             reason=redact_text(result.reason) or None,
         )
+
+
+async def _claimable_rows(
+    session: AsyncSession, targets: list[str], now: datetime, limit: int
+) -> list[OutboxRow]:
+    """The first ``limit`` due, unlocked rows of ``targets`` in id order, locked for the
+    caller's transaction, leaving out a row while an earlier one of its ticket and target is
+    still pending (in flight or backing off): a ticket's messages to one target leave in order.
+
+    Two steps rather than one query with the ordering rule as an anti-join: on PostgreSQL that
+    query's plan depends on statistics, and on a freshly filled outbox (a burst, before
+    autovacuum's ANALYZE) it probed the rule for every pending row, 0.4 s a claim. Here the
+    candidates come by id under a plain ``LIMIT``, and the rule is checked for those alone."""
+    claimed: list[OutboxRow] = []
+    after = 0
+    batch = max(limit, _CANDIDATES)
+    while len(claimed) < limit:
+        candidates = list(
+            (
+                await session.exec(
+                    select(OutboxRow)
+                    .where(col(OutboxRow.target).in_(targets))
+                    .where(OutboxRow.status == OutboxStatus.pending)
+                    .where(OutboxRow.next_attempt_at <= now)
+                    .where(
+                        or_(
+                            col(OutboxRow.locked_until).is_(None),
+                            col(OutboxRow.locked_until) < now,
+                        )
+                    )
+                    .where(col(OutboxRow.id) > after)
+                    .order_by(col(OutboxRow.id))
+                    .limit(batch)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+        )
+        if not candidates:
+            break
+        blocked = await _blocked(session, [row.id for row in candidates])  # type: ignore[misc]
+        claimed.extend(row for row in candidates if row.id not in blocked)
+        if len(candidates) < batch:
+            break
+        after = candidates[-1].id  # type: ignore[assignment]
+        batch = min(batch * 4, _CANDIDATES_MAX)  # a long blocked run: look further at once
+    return claimed[:limit]
+
+
+async def _blocked(session: AsyncSession, ids: list[int]) -> set[int]:
+    """Those of ``ids`` with an earlier pending row of the same ticket and target."""
+    earlier = aliased(OutboxRow)
+    query = (
+        select(OutboxRow.id)
+        .where(col(OutboxRow.id).in_(ids))
+        .where(
+            select(earlier.id)
+            .where(earlier.ticket_id == OutboxRow.ticket_id)
+            .where(earlier.target == OutboxRow.target)
+            .where(earlier.status == OutboxStatus.pending)
+            .where(col(earlier.id) < OutboxRow.id)
+            .exists()
+        )
+    )
+    return {row_id for row_id in (await session.exec(query)).all() if row_id is not None}
 
 
 def _budget_note(result: DeliveryResult, attempts: int) -> str:

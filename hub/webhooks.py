@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import structlog
+from sqlalchemy import update
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -397,18 +398,31 @@ class WebhookDelivery:
                 response_excerpt=redact_text(result.response_excerpt or result.reason) or None,
             )
         )
+        if result.status == DeliveryStatus.delivered:
+            # Only a failing subscription is written: a healthy one's row is not locked, so
+            # the concurrent results of one claim do not commit one after another behind it.
+            await session.exec(
+                update(WebhookSubscription)
+                .where(col(WebhookSubscription.id) == int(claim.name))
+                .where(
+                    or_(
+                        col(WebhookSubscription.consecutive_failures) != 0,
+                        col(WebhookSubscription.failing_since).is_not(None),
+                        col(WebhookSubscription.paused_until).is_not(None),
+                    )
+                )
+                .values(
+                    consecutive_failures=0, failing_since=None, paused_until=None, updated_at=now
+                )
+            )
+            return
         subscription = await session.get(WebhookSubscription, int(claim.name), with_for_update=True)
         if subscription is None:
             return
-        if result.status == DeliveryStatus.delivered:
-            subscription.consecutive_failures = 0
-            subscription.failing_since = None
-            subscription.paused_until = None
-        else:
-            subscription.consecutive_failures += 1
-            subscription.failing_since = subscription.failing_since or now
-            spent = claim.attempts >= self.max_attempts
-            self._trip(subscription, result, now, budget_spent=spent)
+        subscription.consecutive_failures += 1
+        subscription.failing_since = subscription.failing_since or now
+        spent = claim.attempts >= self.max_attempts
+        self._trip(subscription, result, now, budget_spent=spent)
         subscription.updated_at = now
         session.add(subscription)
 

@@ -303,6 +303,42 @@ async def test_a_tickets_messages_leave_in_order_even_when_the_first_is_retrying
     assert len(purposes) == 3
 
 
+async def test_a_long_run_of_one_tickets_waiting_messages_does_not_hold_up_another_ticket(
+    hub: Hub, clock: ManualClock, receiver: SignedWebhookReceiver
+) -> None:
+    from hub.outbox import enqueue_message
+    from ticket_core import add_outbound, get_ticket, latest_reply_address
+
+    await _open_tickets(hub, clock, 1, prefix="busy")
+    receiver.fail_with = 503
+    await hub.dispatcher.dispatch_once()  # the acknowledgement backs off
+    (first,) = await _rows(hub)
+    async with hub.sessions() as session, session.begin():
+        ticket = await get_ticket(session, first.payload["ticket_number"], for_update=True)
+        reply_to = await latest_reply_address(session, ticket)
+        for n in range(300):  # due now, each blocked behind the acknowledgement
+            reply = await add_outbound(
+                session,
+                ticket,
+                text=f"第{n}条",
+                author="agent:a",
+                purpose="reply",
+                reply_to=reply_to,
+                now=clock.now(),
+            )
+            enqueue_message(session, ticket, reply, clock.now())
+    await _open_tickets(hub, clock, 1, prefix="quiet")
+    receiver.fail_with = None
+    assert await hub.dispatcher.dispatch_once() == 1
+    (delivered,) = [r for r in await _rows(hub) if r.status == OutboxStatus.delivered]
+    assert delivered.ticket_id != first.ticket_id
+    clock.advance(seconds=2)
+    while await hub.dispatcher.dispatch_once():  # one a round: each waits for the one before
+        pass
+    texts = [r["text"] for r in receiver.received if r["purpose"] == "reply"]
+    assert texts == [f"第{n}条" for n in range(300)]
+
+
 async def test_replaying_a_row_that_is_being_sent_is_refused(hub: Hub, clock: ManualClock) -> None:
     from hub.outbox import InFlight, replay
 
