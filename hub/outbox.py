@@ -253,6 +253,7 @@ class Dispatcher:
                         .where(col(OutboxRow.id).in_(sorted(in_flight)))
                         .where(col(OutboxRow.claim_token) == token)
                         .values(locked_until=now + timedelta(seconds=lease))
+                        .execution_options(synchronize_session=False)
                     )
                 renewed = now
             except Exception:  # the next round tries again; the lease still has two thirds

@@ -414,6 +414,7 @@ class WebhookDelivery:
                 .values(
                     consecutive_failures=0, failing_since=None, paused_until=None, updated_at=now
                 )
+                .execution_options(synchronize_session=False)  # no ORM bookkeeping: 13% of CPU
             )
             return
         subscription = await session.get(WebhookSubscription, int(claim.name), with_for_update=True)
