@@ -368,14 +368,15 @@ async def _claimable_rows(
     query's plan depends on statistics, and on a freshly filled outbox (a burst, before
     autovacuum's ANALYZE) it probed the rule for every pending row, 0.4 s a claim. Here the
     candidates come by id under a plain ``LIMIT``, and the rule is checked for those alone."""
-    claimed: list[OutboxRow] = []
+    claimed: list[int] = []
     after = 0
     batch = max(limit, _CANDIDATES)
     while len(claimed) < limit:
+        # Ids alone: what is sorted is small, not every pending row with its payload.
         candidates = list(
             (
                 await session.exec(
-                    select(OutboxRow)
+                    select(OutboxRow.id)
                     .where(col(OutboxRow.target).in_(targets))
                     .where(OutboxRow.status == OutboxStatus.pending)
                     .where(OutboxRow.next_attempt_at <= now)
@@ -394,13 +395,18 @@ async def _claimable_rows(
         )
         if not candidates:
             break
-        blocked = await _blocked(session, [row.id for row in candidates])  # type: ignore[misc]
-        claimed.extend(row for row in candidates if row.id not in blocked)
+        blocked = await _blocked(session, candidates)  # type: ignore[arg-type]
+        claimed.extend(row_id for row_id in candidates if row_id not in blocked)  # type: ignore[misc]
         if len(candidates) < batch:
             break
-        after = candidates[-1].id  # type: ignore[assignment]
+        after = candidates[-1]  # type: ignore[assignment]
         batch = min(batch * 4, _CANDIDATES_MAX)  # a long blocked run: look further at once
-    return claimed[:limit]
+    if not claimed:
+        return []
+    rows = (
+        select(OutboxRow).where(col(OutboxRow.id).in_(claimed[:limit])).order_by(col(OutboxRow.id))
+    )
+    return list((await session.exec(rows)).all())  # locked above, in this transaction
 
 
 async def _blocked(session: AsyncSession, ids: list[int]) -> set[int]:
