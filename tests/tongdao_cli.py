@@ -12,7 +12,9 @@ from pathlib import Path
 TONGDAO = str(Path(sys.executable).with_name("tongdao"))
 
 
-def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def run(
+    tmp_path: Path, *args: str, timeout: float = 60, **env: str
+) -> subprocess.CompletedProcess[str]:
     environment = {
         **{k: v for k, v in os.environ.items() if not k.startswith("TONGDAO_")},
         "TONGDAO_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path}/cli.db",
@@ -25,6 +27,6 @@ def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[s
         env=environment,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )

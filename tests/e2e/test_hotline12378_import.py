@@ -7,9 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
-import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,11 +21,11 @@ from hub.importing import ImportFailed, import_path, importer_for, load_mapping,
 from hub.runtime import Hub
 from hub.settings import Settings
 from hub.store import Envelope
+from tests import tongdao_cli
 from tests.conftest import drain
 from tests.hotline_transfers import BEIJING, hotline_config, push, transfer
 from ticket_core import ManualClock, Ticket
 
-TONGDAO = str(Path(sys.executable).with_name("tongdao"))
 FEEDBACK_URL = "http://127.0.0.1:9/feedback"
 HEADINGS = [
     "转办编号",
@@ -107,20 +105,8 @@ def _cli(tmp_path: Path, database_url: str, *args: str) -> subprocess.CompletedP
         branch = hotline_config(FEEDBACK_URL)["branches"]["beijing"]
         lines += [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in branch.items()]
         config.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    environment = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TONGDAO_")},
-        "TONGDAO_CONFIG": str(config),
-        "TONGDAO_DATABASE__URL": database_url,
-        "COLUMNS": "200",
-    }
-    return subprocess.run(
-        [TONGDAO, *args],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    return tongdao_cli.run(
+        tmp_path, *args, timeout=120, TONGDAO_CONFIG=str(config), TONGDAO_DATABASE__URL=database_url
     )
 
 

@@ -8,9 +8,7 @@ import asyncio
 import csv
 import io
 import json
-import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,11 +22,11 @@ from hub.auth import Role
 from hub.runtime import Hub
 from hub.settings import ReportSettings, Settings
 from hub.testing import SignedWebhookReceiver
+from tests import tongdao_cli
 from tests.app_pushes import app_message, push
 from tests.conftest import drain
 from ticket_core import ManualClock
 
-TONGDAO = str(Path(sys.executable).with_name("tongdao"))
 T0 = datetime(2026, 9, 1, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai, a Tuesday
 EDGE = datetime(2026, 9, 30, 17, 0, tzinfo=UTC)  # 1 October 01:00 in Shanghai
 COMPLAINT = "我要投诉，信用卡被重复扣费"
@@ -376,27 +374,12 @@ async def test_unknown_grouping_or_dimension_is_422(api: httpx.AsyncClient, make
 # --- the CLI ------------------------------------------------------------------------------
 
 
-def _cli(database_url: str, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TONGDAO_")},
-        "TONGDAO_DATABASE__URL": database_url,
-        **env,
-    }
-    return subprocess.run(
-        [TONGDAO, *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 async def tongdao(
     database_url: str, cwd: Path, *args: str, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(_cli, database_url, cwd, *args, **env)
+    return await asyncio.to_thread(
+        tongdao_cli.run, cwd, *args, TONGDAO_DATABASE__URL=database_url, **env
+    )
 
 
 async def test_cli_writes_json_and_csv_files_with_labels_from_the_config_file(
