@@ -7,6 +7,7 @@ channel, the pipeline makes tickets, and acknowledgements travel the outbox to t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -163,107 +164,133 @@ async def run_demo(port: int, messages: int, console: Console) -> None:
         )
     )
     serving = asyncio.create_task(server.serve())
-    base = f"http://{settings.server.host}:{port}"
-    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-        for _ in range(100):
-            try:
-                if (await client.get("/readyz")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if serving.done():
-                await serving
-                return
-            await asyncio.sleep(0.1)
-        hub = app.state.hub
-        async with hub.sessions() as session, session.begin():
-            key = await create_key(session, "demo", Role.admin, SystemClock().now())
-            staff = await _console_accounts(session)
-        console.rule("Tongdao demo")
-        console.print(f"Hub at [bold]{base}[/bold]  (API docs: {base}/docs)")
-        receipts = []
-        for item in _TRAFFIC[:messages]:
-            body = json.dumps(item, ensure_ascii=False).encode()
-            headers = signed_headers(secret, f"demo-{uuid.uuid4().hex}", body, SystemClock().now())
-            response = await client.post(
-                "/channels/app/messages",
-                content=body,
-                headers={**headers, "content-type": "application/json"},
-            )
-            console.print(f"pushed through the app channel: {response.status_code} {response.text}")
-            receipts.append(response.json()["receipt"])
-        if account:
-            pusher = WeChatPusher(account["token"], account["app_id"], account["encoding_aes_key"])
-            message = pusher.text(
-                "o-demo-openid-0001",
-                "你好，我的借记卡昨天在ATM取款没出钞但扣了钱，怎么办？",
-                int(SystemClock().now().timestamp()),
-                SystemClock().now(),
-            )
-            response = await pusher.push(
-                client, "/channels/wechat/retail", message, "safe", SystemClock().now()
-            )
-            console.print(f"WeChat push (safe mode): {response.status_code} {response.text}")
-        if regulator is not None:
-            response = await _push_transfer(client, branch["secret"])
-            console.print(f"12378 transfer pushed: {response.status_code} {response.text}")
-            receipts.append(response.json()["receipt"])
-        auth = {"authorization": f"Bearer {key}"}
-        numbers = []
-        for receipt in receipts:
+
+    async def show() -> None:
+        """The demo's traffic and what it made, once the hub answers."""
+        base = f"http://{settings.server.host}:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             for _ in range(100):
-                state = (await client.get(f"/api/v1/receipts/{receipt}", headers=auth)).json()
-                if state["status"] != "pending":
+                try:
+                    if (await client.get("/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if serving.done():
+                    await serving
+                    return
+                await asyncio.sleep(0.1)
+            hub = app.state.hub
+            async with hub.sessions() as session, session.begin():
+                key = await create_key(session, "demo", Role.admin, SystemClock().now())
+                staff = await _console_accounts(session)
+            console.rule("Tongdao demo")
+            console.print(f"Hub at [bold]{base}[/bold]  (API docs: {base}/docs)")
+            receipts = []
+            for item in _TRAFFIC[:messages]:
+                body = json.dumps(item, ensure_ascii=False).encode()
+                headers = signed_headers(
+                    secret, f"demo-{uuid.uuid4().hex}", body, SystemClock().now()
+                )
+                response = await client.post(
+                    "/channels/app/messages",
+                    content=body,
+                    headers={**headers, "content-type": "application/json"},
+                )
+                console.print(
+                    f"pushed through the app channel: {response.status_code} {response.text}"
+                )
+                receipts.append(response.json()["receipt"])
+            if account:
+                pusher = WeChatPusher(
+                    account["token"], account["app_id"], account["encoding_aes_key"]
+                )
+                message = pusher.text(
+                    "o-demo-openid-0001",
+                    "你好，我的借记卡昨天在ATM取款没出钞但扣了钱，怎么办？",
+                    int(SystemClock().now().timestamp()),
+                    SystemClock().now(),
+                )
+                response = await pusher.push(
+                    client, "/channels/wechat/retail", message, "safe", SystemClock().now()
+                )
+                console.print(f"WeChat push (safe mode): {response.status_code} {response.text}")
+            if regulator is not None:
+                response = await _push_transfer(client, branch["secret"])
+                console.print(f"12378 transfer pushed: {response.status_code} {response.text}")
+                receipts.append(response.json()["receipt"])
+            auth = {"authorization": f"Bearer {key}"}
+            numbers = []
+            for receipt in receipts:
+                for _ in range(100):
+                    state = (await client.get(f"/api/v1/receipts/{receipt}", headers=auth)).json()
+                    if state["status"] != "pending":
+                        break
+                    await asyncio.sleep(0.1)
+                numbers.append(state.get("ticket_number"))
+            if account:
+                for _ in range(100):
+                    page = (
+                        await client.get(
+                            "/api/v1/tickets", params={"channel": "wechat"}, headers=auth
+                        )
+                    ).json()
+                    if page["items"]:
+                        numbers.extend(item["number"] for item in page["items"])
+                        break
+                    await asyncio.sleep(0.1)
+            for number in filter(None, numbers):
+                ticket = (await client.get(f"/api/v1/tickets/{number}", headers=auth)).json()
+                console.print(
+                    f"ticket [bold]{number}[/bold]: {ticket['kind']}, {ticket['status']}, "
+                    f"{ticket['channel']}, queue {ticket['queue'] or '-'}, "
+                    f"policy {ticket['sla']['policy']}, due {ticket['sla']['resolution_due_at']}, "
+                    f"customer {ticket['customer']['display_name']} "
+                    f"{ticket['customer']['tags'] or ''}"
+                )
+            for _ in range(50):
+                if len(receiver.received) >= len(numbers):
                     break
                 await asyncio.sleep(0.1)
-            numbers.append(state.get("ticket_number"))
-        if account:
-            for _ in range(100):
-                page = (
-                    await client.get("/api/v1/tickets", params={"channel": "wechat"}, headers=auth)
-                ).json()
-                if page["items"]:
-                    numbers.extend(item["number"] for item in page["items"])
+            for callback in receiver.received:
+                console.print(
+                    f"stand-in app backend got: {callback['ticket_number']} "
+                    f"{callback['purpose']}: {callback['text'].splitlines()[0]}"
+                )
+            for _ in range(50):
+                if wechat_api is None or wechat_api.sent:
                     break
                 await asyncio.sleep(0.1)
-        for number in filter(None, numbers):
-            ticket = (await client.get(f"/api/v1/tickets/{number}", headers=auth)).json()
+            for sent in wechat_api.sent if wechat_api is not None else []:
+                text = str(sent.payload.get("text", {}).get("content", sent.payload))
+                console.print(
+                    f"stand-in WeChat API got a {sent.kind} message: {text.splitlines()[0]}"
+                )
+        console.rule()
+        console.print(f"Agent console: [bold]{base}/console/[/bold]  (passwords shown once)")
+        for username, password in staff.items():
+            console.print(f"  {username:<10} {password}")
+        console.print(f"Admin API key (shown once): [bold]{key}[/bold]")
+        console.print(f"Try: curl -H 'Authorization: Bearer {key}' {base}/api/v1/tickets")
+        if sms is not None:
             console.print(
-                f"ticket [bold]{number}[/bold]: {ticket['kind']}, {ticket['status']}, "
-                f"{ticket['channel']}, queue {ticket['queue'] or '-'}, "
-                f"policy {ticket['sla']['policy']}, due {ticket['sla']['resolution_due_at']}, "
-                f"customer {ticket['customer']['display_name']} "
-                f"{ticket['customer']['tags'] or ''}"
+                f"Complaint form: {base}/web/  (its SMS codes are printed here); "
+                f"progress page: {base}/progress"
             )
-        for _ in range(50):
-            if len(receiver.received) >= len(numbers):
-                break
-            await asyncio.sleep(0.1)
-        for callback in receiver.received:
-            console.print(
-                f"stand-in app backend got: {callback['ticket_number']} "
-                f"{callback['purpose']}: {callback['text'].splitlines()[0]}"
-            )
-        for _ in range(50):
-            if wechat_api is None or wechat_api.sent:
-                break
-            await asyncio.sleep(0.1)
-        for sent in wechat_api.sent if wechat_api is not None else []:
-            text = str(sent.payload.get("text", {}).get("content", sent.payload))
-            console.print(f"stand-in WeChat API got a {sent.kind} message: {text.splitlines()[0]}")
-    console.rule()
-    console.print(f"Agent console: [bold]{base}/console/[/bold]  (passwords shown once)")
-    for username, password in staff.items():
-        console.print(f"  {username:<10} {password}")
-    console.print(f"Admin API key (shown once): [bold]{key}[/bold]")
-    console.print(f"Try: curl -H 'Authorization: Bearer {key}' {base}/api/v1/tickets")
-    if sms is not None:
-        console.print(
-            f"Complaint form: {base}/web/  (its SMS codes are printed here); "
-            f"progress page: {base}/progress"
-        )
-    console.print("Ctrl-C to stop.")
+        console.print("Ctrl-C to stop.")
+
+    shown = asyncio.create_task(show())
     try:
+        await asyncio.wait({shown, serving}, return_when=asyncio.FIRST_COMPLETED)
+        if server.should_exit or serving.done():
+            # Ctrl-C or SIGTERM: the server stops taking connections at once, so the demo's
+            # requests may fail on the way; that is the stop, not an error of the demo.
+            shown.cancel()
+            with contextlib.suppress(asyncio.CancelledError, httpx.TransportError):
+                await shown
+            if shown.cancelled() or shown.exception() is not None:
+                console.print("stopped before the demo was through")
+        else:
+            await shown  # a failure of the demo itself is shown
         await serving
     finally:
         await receiver.stop()
