@@ -11,6 +11,7 @@ file with ``--restart`` (every ticket a duplicate).
 from __future__ import annotations
 
 import asyncio
+import functools
 import resource
 import statistics
 import time
@@ -83,16 +84,10 @@ async def _run(url: str, label: str, path: Path, tickets: int, batch: int) -> No
 
         began = time.perf_counter()
         last[0] = began
-        report = await import_tickets(
-            engine,
-            path,
-            source="bench",
-            identity_key=key,
-            book=book,
-            now=datetime.now(UTC),
-            batch_size=batch,
-            progress=progress,
+        run = functools.partial(
+            import_tickets, engine, path, source="bench", identity_key=key, book=book
         )
+        report = await run(now=datetime.now(UTC), batch_size=batch, progress=progress)
         seconds = time.perf_counter() - began
         assert report.loaded == tickets, report
         per_batch = sorted(batch_times[:-1]) or [seconds]
@@ -105,16 +100,7 @@ async def _run(url: str, label: str, path: Path, tickets: int, batch: int) -> No
             f"peak RSS {_peak_mb():.0f} MB"
         )
         began = time.perf_counter()
-        again = await import_tickets(
-            engine,
-            path,
-            source="bench",
-            identity_key=key,
-            book=book,
-            now=datetime.now(UTC),
-            batch_size=batch,
-            restart=True,
-        )
+        again = await run(now=datetime.now(UTC), batch_size=batch, restart=True)
         seconds = time.perf_counter() - began
         assert again.loaded == 0 and again.duplicate == tickets, again
         print(
