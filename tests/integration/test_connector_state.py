@@ -137,6 +137,24 @@ async def test_advance_only_moves_a_value_forward_across_processes(
     assert await two.get("seen:y") == "2026-11-24T11:00:59+00:00"
 
 
+async def test_writes_arriving_together_end_as_if_applied_one_by_one_in_order(
+    states: States,
+) -> None:
+    one, two, _ = states
+    writes = [
+        one.put("k:a", "1"),
+        one.put("k:a", "2"),
+        one.advance("k:b", "5"),
+        one.advance("k:b", "3"),
+        one.put("k:b", "1"),  # a put after the advances: stored as is
+        one.put("k:c", "x"),
+        one.advance("k:c", "w"),  # sorts before "x": kept out
+        one.advance("k:d", "9"),
+    ]
+    await asyncio.gather(*writes)
+    assert [await two.get(k) for k in ("k:a", "k:b", "k:c", "k:d")] == ["2", "1", "x", "9"]
+
+
 async def test_advance_replaces_an_expired_value_and_compares_by_code_point(
     states: States, clock: ManualClock
 ) -> None:
