@@ -283,9 +283,9 @@ async def run_demo(port: int, messages: int, console: Console) -> None:
         await asyncio.wait({shown, serving}, return_when=asyncio.FIRST_COMPLETED)
         if server.should_exit or serving.done():
             # Ctrl-C or SIGTERM: the server stops taking connections at once, so the demo's
-            # requests may fail on the way; that is the stop, not an error of the demo.
+            # requests may fail on the way (with any error); that is the stop, not a fault.
             shown.cancel()
-            with contextlib.suppress(asyncio.CancelledError, httpx.TransportError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await shown
             if shown.cancelled() or shown.exception() is not None:
                 console.print("stopped before the demo was through")

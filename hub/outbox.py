@@ -39,9 +39,8 @@ from ticket_core import Clock, DeliveryState, Message, Ticket, mark_delivery
 
 log = structlog.get_logger(__name__)
 
-_CANDIDATES = 32
 _CANDIDATES_MAX = 2048
-"""Rows looked at per step of a claim, first and at most (see ``_claimable_rows``)."""
+"""Rows looked at in one step of a claim at most (see ``_claimable_rows``)."""
 
 _RENEWAL_POLL = 0.2
 """Seconds between looks at the clock while claims are in flight; a renewal is due every
@@ -370,9 +369,12 @@ async def _claimable_rows(
     candidates come by id under a plain ``LIMIT``, and the rule is checked for those alone."""
     claimed: list[int] = []
     after = 0
-    batch = max(limit, _CANDIDATES)
+    batch = limit  # with nothing blocked, exactly the rows claimed are locked
     while len(claimed) < limit:
-        # Ids alone: what is sorted is small, not every pending row with its payload.
+        # Ids alone: what is sorted is small, not every pending row with its payload. The
+        # candidates are locked as they are read, blocked ones too (for the claim's few
+        # milliseconds), so a concurrent dispatcher skips them and reads further instead of
+        # reading the same ones and finding them taken.
         candidates = list(
             (
                 await session.exec(

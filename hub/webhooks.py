@@ -401,6 +401,8 @@ class WebhookDelivery:
         if result.status == DeliveryStatus.delivered:
             # Only a failing subscription is written: a healthy one's row is not locked, so
             # the concurrent results of one claim do not commit one after another behind it.
+            # A failure committing at the same moment may survive this success (as if it came
+            # after it); the next success resets it, and ``_trip`` disables only on a run.
             await session.exec(
                 update(WebhookSubscription)
                 .where(col(WebhookSubscription.id) == int(claim.name))
@@ -439,8 +441,11 @@ class WebhookDelivery:
         not be delivered within its whole retry budget."""
         settings = self._settings
         assert subscription.failing_since is not None
-        long_failure = now - subscription.failing_since >= timedelta(
-            hours=settings.disable_after_hours
+        # A run of failures, not one: a success that raced a failure's commit may have left
+        # a failure or two of an old run counted (successes reset without locking the row).
+        long_failure = (
+            now - subscription.failing_since >= timedelta(hours=settings.disable_after_hours)
+            and subscription.consecutive_failures >= settings.breaker_failures
         )
         if long_failure or (budget_spent and result.status == DeliveryStatus.retry):
             subscription.active = False
